@@ -1,0 +1,37 @@
+# Quick start (fresh machine):  make figures   |   make test
+# Each target creates the virtual environment it needs on first use.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.feddistort-installed
+
+.PHONY: install figures figures-quick test lint bench clean
+
+$(STAMP): pyproject.toml requirements/torch-cpu.txt requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/torch-cpu.txt
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+figures: $(STAMP)
+	$(BIN)/feddistort figures
+
+figures-quick: $(STAMP)
+	$(BIN)/feddistort figures --quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_synthetic.py
+
+clean:
+	rm -rf $(VENV) figures/out .pytest_cache .mypy_cache .ruff_cache .hypothesis

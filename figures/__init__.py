@@ -1,0 +1,3 @@
+"""The registry of figures and the command that regenerates them."""
+
+__all__: list[str] = []

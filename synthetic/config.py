@@ -1,0 +1,282 @@
+"""Configuration of one simulated problem, its global model and its fine-tuning.
+
+One flat, frozen dataclass so that every field can be set from the command line
+(``--set KEY=VALUE``) and written beside every result. Fields are grouped below:
+problem, fine-tuning, global model (FedAvg) and evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+COVARIATES: tuple[str, ...] = ("isotropic", "own", "shared", "random", "basis", "mix", "overlap")
+LOSSES: tuple[str, ...] = ("mse", "half_mse")
+GLOBAL_MODELS: tuple[str, ...] = ("ideal", "fedavg")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent; the message names it."""
+
+
+def _bad(name: str, value: object, expected: str) -> ConfigError:
+    return ConfigError(f"{name}={value!r} is invalid: expected {expected}")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Configuration of the two-layer linear model y = V^T B x on C clients.
+
+    Parameters
+    ----------
+    d, m, C : int
+        Input dimension, number of shared features, number of clients; k = m + C features and
+        ``d >= k`` ([CLOSER] Sec. 4).
+    lam : float
+        Heterogeneity lambda >= 0: client heads V*_i = [V*_com; lam e_i].
+    covariate : str
+        Input geometry: ``isotropic`` (S_i = I, pure concept shift), ``own`` (mean e_i = u_i),
+        ``shared`` (mean inside the shared feature rows), ``random`` (random unit mean),
+        ``basis`` (standard basis vector), ``mix`` (between own and shared, see ``mix``),
+        ``overlap`` (partial feature overlap with energy fraction ``rho`` in rowspace(B*)).
+    mix : float
+        For ``covariate='mix'``: e_i = cos(mix pi/2) u_i + sin(mix pi/2) s_i, in [0, 1].
+    eps : float
+        Input noise scale: x_i = e_i + eps z (covariate geometries) or added isotropic noise
+        (``overlap``). Unused by ``isotropic``.
+    rho : float
+        For ``covariate='overlap'``: fraction in [0, 1] of each client's input energy that lies
+        in rowspace(B*), shared by all clients; the rest lies in a private subspace.
+    sigma : float
+        Label-noise standard deviation (finite samples only; excluded from reported losses).
+    n : int or None
+        Samples per client; ``None`` uses exact population quantities.
+    vcom_norm : float
+        ||V*_com||; its direction is random. s = 1 + vcom_norm^2 in [CLOSER] Thm 4.4.
+    loss : str
+        ``mse`` (default, L = r^T S r) or ``half_mse`` (L = r^T S r / 2); step-size conditions
+        differ by a factor 2.
+    eta, steps : float, int
+        Fine-tuning step size and number of full-batch gradient steps (1 as in the theory).
+    client : int or None
+        The fine-tuning client (0-based); ``None`` fine-tunes every client, one row each.
+    seed : int
+        Seed of all random draws of this configuration.
+    ridge : float
+        Ridge penalty of linear probing (``lp``, ``lpft``); 0 gives the minimum-norm solution.
+    mu : float
+        Proximal penalty mu/2 ||theta - theta_0||^2 (``proximal``).
+    sparsity : float
+        Fraction in (0, 1] of parameters that ``sparse`` fine-tunes (top SNIP saliency).
+    n_soup : int
+        Number of fine-tuned ingredients averaged by ``soup``.
+    beta : float
+        Feature-alignment weight of ``align``: beta E_local ||B x - B_0 x||^2.
+    flood : float or None
+        Flood level b for ``ft`` and ``lpft`` (gradient ascent while the loss is below b).
+    global_model : str
+        ``ideal`` (B*, [V*_com; 0]) or ``fedavg`` (trained on the linear model).
+    fed_rounds, fed_local_steps, fed_lr, fed_participation, fed_init_scale
+        FedAvg rounds, local GD steps per round, learning rate, fraction of clients per round,
+        and scale of the random initialization.
+    n_mc : int
+        Monte-Carlo draws per client for the unsquared distortion Delta (population mode).
+    """
+
+    # problem
+    d: int = 12
+    m: int = 3
+    C: int = 4
+    lam: float = 1.0
+    covariate: str = "isotropic"
+    mix: float = 0.5
+    eps: float = 0.3
+    rho: float = 0.5
+    sigma: float = 0.0
+    n: int | None = None
+    vcom_norm: float = 1.0
+    loss: str = "mse"
+    # fine-tuning
+    eta: float = 0.2
+    steps: int = 1
+    client: int | None = None
+    seed: int = 0
+    ridge: float = 0.0
+    mu: float = 0.1
+    sparsity: float = 0.1
+    n_soup: int = 4
+    beta: float = 1.0
+    flood: float | None = None
+    # global model
+    global_model: str = "ideal"
+    fed_rounds: int = 200
+    fed_local_steps: int = 5
+    fed_lr: float = 0.05
+    fed_participation: float = 1.0
+    fed_init_scale: float = 0.1
+    # evaluation
+    n_mc: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("d", "m", "C", "steps", "seed", "n_soup", "fed_rounds", "fed_local_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _bad(name, value, "an integer")
+        for name in ("n", "client"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise _bad(name, value, "an integer or none")
+        for name in (
+            "lam", "mix", "eps", "rho", "sigma", "vcom_norm", "eta", "ridge", "mu", "sparsity",
+            "beta", "fed_lr", "fed_participation", "fed_init_scale",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _bad(name, value, "a number")
+            if not math.isfinite(value):
+                raise _bad(name, value, "a finite number")
+        if self.m < 1:
+            raise _bad("m", self.m, "m >= 1 shared features")
+        if self.C < 1:
+            raise _bad("C", self.C, "C >= 1 clients")
+        if self.d < self.k:
+            raise _bad("d", self.d, f"d >= m + C = {self.k} (B* needs orthonormal rows)")
+        for name in ("lam", "eps", "sigma", "vcom_norm", "eta", "ridge", "mu", "beta", "fed_lr"):
+            if getattr(self, name) < 0:
+                raise _bad(name, getattr(self, name), "a value >= 0")
+        for name in ("rho", "mix"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise _bad(name, getattr(self, name), "a value in [0, 1]")
+        if not 0.0 < self.sparsity <= 1.0:
+            raise _bad("sparsity", self.sparsity, "a fraction in (0, 1]")
+        if not 0.0 < self.fed_participation <= 1.0:
+            raise _bad("fed_participation", self.fed_participation, "a fraction in (0, 1]")
+        if self.fed_init_scale <= 0:
+            raise _bad("fed_init_scale", self.fed_init_scale, "a value > 0")
+        if self.covariate not in COVARIATES:
+            raise _bad("covariate", self.covariate, f"one of {', '.join(COVARIATES)}")
+        if self.loss not in LOSSES:
+            raise _bad("loss", self.loss, f"one of {', '.join(LOSSES)}")
+        if self.global_model not in GLOBAL_MODELS:
+            raise _bad("global_model", self.global_model, f"one of {', '.join(GLOBAL_MODELS)}")
+        if self.steps < 0:
+            raise _bad("steps", self.steps, "steps >= 0")
+        if self.seed < 0:
+            raise _bad("seed", self.seed, "seed >= 0")
+        if self.n is not None and self.n < 1:
+            raise _bad("n", self.n, "n >= 1 samples per client, or none for population losses")
+        if self.client is not None and not 0 <= self.client < self.C:
+            raise _bad("client", self.client, f"a client index in 0..{self.C - 1}, or none (all)")
+        if self.n_soup < 1:
+            raise _bad("n_soup", self.n_soup, "n_soup >= 1")
+        if self.flood is not None and (not math.isfinite(self.flood) or self.flood < 0):
+            raise _bad("flood", self.flood, "a flood level >= 0, or none")
+        if self.fed_rounds < 0 or self.fed_local_steps < 1:
+            raise _bad("fed_rounds/fed_local_steps", (self.fed_rounds, self.fed_local_steps),
+                       "fed_rounds >= 0 and fed_local_steps >= 1")  # fmt: skip
+        if self.n_mc < 2:
+            raise _bad("n_mc", self.n_mc, "n_mc >= 2 Monte-Carlo draws")
+        if self.covariate == "overlap" and self.private_dim < 1 and self.rho < 1.0:
+            raise _bad(
+                "d",
+                self.d,
+                f"covariate='overlap' with rho < 1 needs d >= m + 2C = {self.k + self.C} "
+                "(one private input direction per client outside rowspace(B*))",
+            )
+
+    @property
+    def k(self) -> int:
+        """Number of features k = m + C."""
+        return self.m + self.C
+
+    @property
+    def private_dim(self) -> int:
+        """Dimension of each client's private input subspace under ``overlap``: min(k, (d-k)//C)."""
+        return min(self.k, (self.d - self.k) // self.C)
+
+    @property
+    def s(self) -> float:
+        """The constant s = 1 + ||V*_com||^2 of [CLOSER] Theorem 4.4."""
+        return 1.0 + self.vcom_norm**2
+
+    @property
+    def loss_scale(self) -> float:
+        """Factor of the loss: 1 for ``mse``, 1/2 for ``half_mse``."""
+        return 0.5 if self.loss == "half_mse" else 1.0
+
+    def replace(self, **changes: Any) -> SimConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+
+def field_names() -> tuple[str, ...]:
+    """Names of the configuration fields, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(SimConfig))
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Parse the string ``text`` as the value of field ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A field of :class:`SimConfig`.
+    text : str
+        The value as typed on the command line; ``none`` stands for ``None``.
+
+    Returns
+    -------
+    int, float, str or None
+        The typed value.
+
+    Raises
+    ------
+    ConfigError
+        Unknown field or a value of the wrong type.
+    """
+    hints = typing.get_type_hints(SimConfig)
+    if name not in hints:
+        raise ConfigError(
+            f"unknown configuration key {name!r}: expected one of {', '.join(field_names())}"
+        )
+    hint = hints[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    text = text.strip()
+    if optional and text.lower() in ("none", "null", ""):
+        return None
+    try:
+        if base is int:
+            as_float = float(text)
+            if not as_float.is_integer():
+                raise ValueError
+            return int(as_float)
+        if base is float:
+            return float(text)
+    except ValueError:
+        kind = "an integer" if base is int else "a number"
+        raise _bad(name, text, kind + (" or none" if optional else "")) from None
+    return text
+
+
+def config_from_mapping(values: Mapping[str, Any], base: SimConfig | None = None) -> SimConfig:
+    """Build a validated configuration from ``values`` (strings are parsed by field type)."""
+    parsed = {
+        key: parse_value(key, value) if isinstance(value, str) else value
+        for key, value in values.items()
+    }
+    unknown = sorted(set(parsed) - set(field_names()))
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration key {unknown[0]!r}: expected one of {', '.join(field_names())}"
+        )
+    return dataclasses.replace(base or SimConfig(), **parsed)
