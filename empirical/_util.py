@@ -1,0 +1,108 @@
+"""Private helpers shared by the empirical modules: array conversion and atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+
+def as_2d_tensor(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    """Return ``x`` as a 2-D floating CPU tensor without copying when possible.
+
+    Parameters
+    ----------
+    x : ndarray or Tensor of shape (n, d)
+        Features, one row per sample.
+    name : str
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    Tensor of shape (n, d)
+        float32 if ``x`` is float32 (or lower precision), float64 otherwise.
+    """
+    if isinstance(x, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(x))
+    elif isinstance(x, torch.Tensor):
+        t = x.detach().to("cpu")
+    else:
+        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
+    if t.ndim != 2:
+        raise ValueError(f"{name} must have shape (n, d), got shape {tuple(t.shape)}")
+    if not (t.is_floating_point()):
+        t = t.to(torch.float64)
+    elif t.dtype in (torch.float16, torch.bfloat16):
+        t = t.to(torch.float32)
+    return t
+
+
+def check_pair(
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, *, same_dim: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Convert a pair of feature matrices and check that their rows are paired.
+
+    Parameters
+    ----------
+    x, y : ndarray or Tensor of shape (n, d1) and (n, d2)
+        Features of the same n samples under two models.
+    same_dim : bool
+        Also require ``d1 == d2`` (paired metrics such as delta_l2).
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        Both 2-D and finite.
+    """
+    tx, ty = as_2d_tensor(x, "X"), as_2d_tensor(y, "Y")
+    if tx.shape[0] != ty.shape[0]:
+        raise ValueError(
+            f"X and Y must have the same number of rows (samples), got {tx.shape[0]} and "
+            f"{ty.shape[0]}"
+        )
+    if same_dim and tx.shape[1] != ty.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of columns, got {tx.shape[1]} and {ty.shape[1]}"
+        )
+    for name, t in (("X", tx), ("Y", ty)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or Inf values; metrics need finite features")
+    return tx, ty
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], *, binary: bool) -> Path:
+    """Write a file atomically: write to a temporary file in the same folder, then rename.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; its folder is created if needed.
+    write : callable
+        Called with the open temporary file.
+    binary : bool
+        Open the temporary file in binary mode.
+
+    Returns
+    -------
+    Path
+        The destination path.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        f: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")
+        with f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
