@@ -271,6 +271,17 @@ def second_moment(inputs: InputModel) -> Array:
     )
 
 
+def _align(inputs: InputModel, extra: int) -> tuple[Array, Array, Array]:
+    """Insert ``extra`` unit axes before the client axis of every array of ``inputs``."""
+    c_axis = inputs.scale.ndim - 1
+    axes = tuple(range(c_axis, c_axis + extra))
+    return (
+        np.expand_dims(inputs.mean, axes),
+        np.expand_dims(inputs.factor, axes),
+        np.expand_dims(inputs.scale, axes),
+    )
+
+
 def apply_second_moment(inputs: InputModel, v: Array) -> Array:
     """Apply S_i to vectors without forming S_i.
 
@@ -286,12 +297,7 @@ def apply_second_moment(inputs: InputModel, v: Array) -> Array:
     ndarray, same shape as ``v``
         S_i v = e_i (e_i . v) + F_i (F_i^T v) + s_i^2 v.
     """
-    extra = v.ndim - inputs.mean.ndim
-    mean = inputs.mean.reshape(inputs.mean.shape[:-2] + (1,) * extra + inputs.mean.shape[-2:])
-    factor = inputs.factor.reshape(
-        inputs.factor.shape[:-3] + (1,) * extra + inputs.factor.shape[-3:]
-    )
-    scale = inputs.scale.reshape(inputs.scale.shape[:-1] + (1,) * extra + inputs.scale.shape[-1:])
+    mean, factor, scale = _align(inputs, v.ndim - inputs.mean.ndim)
     out = mean * np.sum(mean * v, axis=-1, keepdims=True) + (scale**2)[..., None] * v
     if factor.shape[-1]:
         out = out + np.einsum("...dq,...q->...d", factor, np.einsum("...dq,...d->...q", factor, v))
@@ -312,12 +318,7 @@ def quadratic_form(inputs: InputModel, v: Array) -> Array:
     ndarray of shape v.shape[:-1]
         (e_i . v)^2 + ||F_i^T v||^2 + s_i^2 ||v||^2.
     """
-    extra = v.ndim - inputs.mean.ndim
-    mean = inputs.mean.reshape(inputs.mean.shape[:-2] + (1,) * extra + inputs.mean.shape[-2:])
-    factor = inputs.factor.reshape(
-        inputs.factor.shape[:-3] + (1,) * extra + inputs.factor.shape[-3:]
-    )
-    scale = inputs.scale.reshape(inputs.scale.shape[:-1] + (1,) * extra + inputs.scale.shape[-1:])
+    mean, factor, scale = _align(inputs, v.ndim - inputs.mean.ndim)
     out = np.sum(mean * v, axis=-1) ** 2 + scale**2 * np.sum(v * v, axis=-1)
     if factor.shape[-1]:
         out = out + np.sum(np.einsum("...dq,...d->...q", factor, v) ** 2, axis=-1)

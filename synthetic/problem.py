@@ -7,8 +7,10 @@ and a sweep over ``lam`` or ``eta`` uses common random numbers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,8 +22,6 @@ from synthetic.generators import (
     ground_truth,
     input_model,
     sample_inputs,
-    sample_labels,
-    second_moment,
 )
 
 Array = NDArray[np.float64]
@@ -75,11 +75,67 @@ class Problem:
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
-    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+    return {
+        name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)
+    }
+
+
+_BASE_FIELDS: tuple[str, ...] = (
+    "seed", "d", "m", "C", "vcom_norm", "covariate", "eps", "rho", "mix", "n", "n_soup", "n_mc",
+    "global_model", "fed_init_scale", "fed_participation", "fed_rounds",
+)  # fmt: skip
+
+
+def _readonly(*arrays: NDArray[Any] | None) -> None:
+    for a in arrays:
+        if a is not None:
+            a.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=512)
+def _draw_base(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Draw everything that does not depend on ``lam`` or ``sigma``.
+
+    Cached: sweeps over ``lam``, ``eta`` and the method hyperparameters share these draws
+    (common random numbers). Arrays are returned read-only.
+    """
+    cfg = dict(zip(_BASE_FIELDS, key, strict=True))
+    rng = _streams(cfg["seed"])
+    C, m, d, n = cfg["C"], cfg["m"], cfg["d"], cfg["n"]
+    k = m + C
+    b_star, v_com = ground_truth(d, m, C, cfg["vcom_norm"], rng["truth"])
+    inputs = input_model(
+        cfg["covariate"], b_star, m, C, eps=cfg["eps"], rho=cfg["rho"], mix=cfg["mix"],
+        rng=rng["inputs"],
+    )  # fmt: skip
+    x = noise = soup_counts = None
+    if n is not None:
+        x = sample_inputs(inputs, n, rng["samples"])
+        noise = rng["samples"].standard_normal((C, n))
+        probs = np.full(n, 1.0 / n)
+        soup_counts = rng["soup"].multinomial(n, probs, size=(C, cfg["n_soup"])).astype(float)
+    mc = rng["monte_carlo"].standard_normal((C, cfg["n_mc"], k))
+    fed_v = fed_b = fed_mask = None
+    if cfg["global_model"] == "fedavg":
+        fed_rng = rng["fedavg"]
+        fed_v = cfg["fed_init_scale"] * fed_rng.standard_normal(k) / np.sqrt(k)
+        fed_b = cfg["fed_init_scale"] * fed_rng.standard_normal((k, d)) / np.sqrt(d)
+        n_active = max(1, int(round(cfg["fed_participation"] * C)))
+        fed_mask = np.zeros((cfg["fed_rounds"], C), dtype=bool)
+        for t in range(cfg["fed_rounds"]):
+            fed_mask[t, fed_rng.choice(C, size=n_active, replace=False)] = True
+    _readonly(b_star, v_com, inputs.mean, inputs.factor, inputs.scale, x, noise, soup_counts, mc)
+    _readonly(fed_v, fed_b, fed_mask)
+    return b_star, v_com, inputs, x, noise, soup_counts, mc, fed_v, fed_b, fed_mask
 
 
 def draw_problem(config: SimConfig) -> Problem:
     """Draw every random quantity of ``config`` from its seed.
+
+    The streams of :data:`STREAMS` are independent children of ``SeedSequence(config.seed)``:
+    the ground truth, inputs, samples and Monte-Carlo draws do not depend on ``lam``, ``eta``
+    or the method hyperparameters (common random numbers across a sweep). Labels are
+    y = w*_i^T x + sigma xi with the same xi for every ``lam`` and ``sigma``.
 
     Parameters
     ----------
@@ -88,39 +144,14 @@ def draw_problem(config: SimConfig) -> Problem:
     Returns
     -------
     Problem
-        Unbatched instance.
+        Unbatched instance (its arrays are read-only).
     """
-    rng = _streams(config.seed)
-    C, m, d, k = config.C, config.m, config.d, config.k
-    b_star, v_com = ground_truth(d, m, C, config.vcom_norm, rng["truth"])
-    heads = client_heads(v_com, config.lam, C)
-    inputs = input_model(
-        config.covariate,
-        b_star,
-        m,
-        C,
-        eps=config.eps,
-        rho=config.rho,
-        mix=config.mix,
-        rng=rng["inputs"],
-    )
-    x = y = soup_counts = None
-    if config.n is not None:
-        x = sample_inputs(inputs, config.n, rng["samples"])
-        y = sample_labels(x, heads @ b_star, config.sigma, rng["samples"])
-        probs = np.full(config.n, 1.0 / config.n)
-        soup_counts = rng["soup"].multinomial(config.n, probs, size=(C, config.n_soup))
-        soup_counts = soup_counts.astype(float)
-    mc = rng["monte_carlo"].standard_normal((C, config.n_mc, k))
-    fed_v = fed_b = fed_mask = None
-    if config.global_model == "fedavg":
-        fed_rng = rng["fedavg"]
-        fed_v = config.fed_init_scale * fed_rng.standard_normal(k) / np.sqrt(k)
-        fed_b = config.fed_init_scale * fed_rng.standard_normal((k, d)) / np.sqrt(d)
-        n_active = max(1, int(round(config.fed_participation * C)))
-        fed_mask = np.zeros((config.fed_rounds, C), dtype=bool)
-        for t in range(config.fed_rounds):
-            fed_mask[t, fed_rng.choice(C, size=n_active, replace=False)] = True
+    base = _draw_base(tuple(getattr(config, f) for f in _BASE_FIELDS))
+    b_star, v_com, inputs, x, noise, soup_counts, mc, fed_v, fed_b, fed_mask = base
+    heads = client_heads(v_com, config.lam, config.C)
+    y = None
+    if x is not None:
+        y = np.einsum("cnd,cd->cn", x, heads @ b_star) + config.sigma * noise
     return Problem(b_star, v_com, heads, inputs, x, y, mc, soup_counts, fed_v, fed_b, fed_mask)
 
 
@@ -156,25 +187,100 @@ class Objective:
 
     Parameters
     ----------
-    S : ndarray of shape (..., d, d)
+    S : ndarray of shape (..., d, d) or None
+        Dense second moment (samples); ``None`` when ``inputs`` gives it in structured form.
     c : ndarray of shape (..., d)
     c0 : ndarray of shape (...)
+    inputs : InputModel or None
+        Population mode: S = e e^T + F F^T + s^2 I with batch shape (...), applied in O(d q).
     """
 
-    S: Array
+    S: Array | None
     c: Array
     c0: Array
+    inputs: InputModel | None = None
+
+    def apply(self, v: Array, extra: int = 0) -> Array:
+        """S v for v of shape (..., [extra axes], d); the extra axes follow the batch axes."""
+        if self.inputs is None:
+            assert self.S is not None
+            S = self.S.reshape(self.S.shape[:-2] + (1,) * extra + self.S.shape[-2:])
+            return (S @ v[..., None])[..., 0]
+        return apply_inputs(self.inputs, v, extra)
+
+    def sandwich(self, B: Array) -> Array:
+        """B S B^T for B of shape (..., k, d)."""
+        if self.inputs is None:
+            assert self.S is not None
+            return B @ self.S @ np.swapaxes(B, -1, -2)
+        inp = self.inputs
+        be = (B @ inp.mean[..., :, None])[..., 0]
+        out = be[..., :, None] * be[..., None, :]
+        out = out + (inp.scale**2)[..., None, None] * (B @ np.swapaxes(B, -1, -2))
+        if inp.factor.shape[-1]:
+            bf = B @ inp.factor
+            out = out + bf @ np.swapaxes(bf, -1, -2)
+        return out
 
     def loss(self, w: Array, loss_scale: float | Array = 1.0) -> Array:
         """Training loss of predictors ``w`` of shape (..., d)."""
-        sw = np.einsum("...ij,...j->...i", self.S, w)
+        sw = self.apply(w)
         return np.asarray(loss_scale) * (
             np.sum(w * sw, axis=-1) - 2 * np.sum(self.c * w, axis=-1) + self.c0
         )
 
+    def dense(self) -> Array:
+        """The dense second moment S, shape (..., d, d)."""
+        if self.S is not None:
+            return self.S
+        assert self.inputs is not None
+        return second_moment_dense(self.inputs)
+
+
+def apply_inputs(inputs: InputModel, v: Array, extra: int = 0) -> Array:
+    """S v in O(d q) for S = e e^T + F F^T + s^2 I of batch shape (...).
+
+    Parameters
+    ----------
+    inputs : InputModel
+        Batch shape (...).
+    v : ndarray of shape (..., [extra axes], d)
+        The ``extra`` axes follow the batch axes (e.g. the k rows of a feature matrix).
+
+    Returns
+    -------
+    ndarray, same shape as ``v``
+    """
+    mean = inputs.mean.reshape(inputs.mean.shape[:-1] + (1,) * extra + inputs.mean.shape[-1:])
+    scale = inputs.scale.reshape(inputs.scale.shape + (1,) * extra)
+    out = mean * np.sum(mean * v, axis=-1, keepdims=True) + (scale**2)[..., None] * v
+    if inputs.factor.shape[-1]:
+        fac = inputs.factor.reshape(
+            inputs.factor.shape[:-2] + (1,) * extra + inputs.factor.shape[-2:]
+        )
+        out = out + (fac @ (np.swapaxes(fac, -1, -2) @ v[..., None]))[..., 0]
+    return out
+
+
+def second_moment_dense(inputs: InputModel) -> Array:
+    """Dense S = e e^T + F F^T + s^2 I for an input model of any batch shape (..., d)."""
+    mean, factor, scale = inputs.mean, inputs.factor, inputs.scale
+    return (
+        mean[..., :, None] * mean[..., None, :]
+        + factor @ np.swapaxes(factor, -1, -2)
+        + (scale**2)[..., None, None] * np.eye(mean.shape[-1])
+    )
+
+
+def select_clients(inputs: InputModel, clients: NDArray[np.int_]) -> InputModel:
+    """The input distributions of ``clients`` (client axis -1 of the batch shape)."""
+    return InputModel(
+        inputs.mean[..., clients, :], inputs.factor[..., clients, :, :], inputs.scale[..., clients]
+    )
+
 
 def client_objectives(
-    problem: Problem, clients: Array, sigma: float | Array = 0.0, *, soup: bool = False
+    problem: Problem, clients: NDArray[np.int_], sigma: float | Array = 0.0, *, soup: bool = False
 ) -> Objective:
     """Training objectives of the fine-tuning clients.
 
@@ -187,7 +293,8 @@ def client_objectives(
     sigma : float or ndarray of shape (G,)
         Label noise (population mode adds sigma^2 to c_0).
     soup : bool
-        Return one objective per soup ingredient (bootstrap resample), extra axis n_soup.
+        Return one objective per soup ingredient (bootstrap resample), extra axis n_soup
+        (finite samples only).
 
     Returns
     -------
@@ -195,24 +302,26 @@ def client_objectives(
         Batch shape (G, P) or, with ``soup``, (G, P, n_soup).
     """
     if problem.x is None or problem.y is None:
-        s_all = second_moment(problem.inputs)[..., clients, :, :]
-        w = problem.w_star[..., clients, :]
-        c = np.einsum("...ij,...j->...i", s_all, w)
-        c0 = np.sum(w * c, axis=-1) + np.asarray(sigma, dtype=float)[..., None] ** 2
         if soup:
-            return Objective(s_all[..., None, :, :], c[..., None, :], c0[..., None])
-        return Objective(s_all, c, c0)
+            raise ValueError("soup ingredients need finite samples: expected a config with n set")
+        inputs = select_clients(problem.inputs, clients)
+        w = problem.w_star[..., clients, :]
+        pop = Objective(None, w, np.zeros(w.shape[:-1]), inputs)
+        c = pop.apply(w)
+        c0 = np.sum(w * c, axis=-1) + np.asarray(sigma, dtype=float)[..., None] ** 2
+        return Objective(None, c, c0, inputs)
     x = problem.x[..., clients, :, :]
     y = problem.y[..., clients, :]
     n = x.shape[-2]
     if soup:
         assert problem.soup_counts is not None
         weights = problem.soup_counts[..., clients, :, :] / n
-        s_all = np.einsum("...rn,...nd,...ne->...rde", weights, x, x)
-        c = np.einsum("...rn,...nd,...n->...rd", weights, x, y)
+        xw = x[..., None, :, :] * weights[..., :, :, None]
+        s_all = np.swapaxes(xw, -1, -2) @ x[..., None, :, :]
+        c = (np.swapaxes(xw, -1, -2) @ y[..., None, :, None])[..., 0]
         c0 = np.einsum("...rn,...n->...r", weights, y * y)
         return Objective(s_all, c, c0)
-    s_all = np.einsum("...nd,...ne->...de", x, x) / n
-    c = np.einsum("...nd,...n->...d", x, y) / n
+    s_all = np.swapaxes(x, -1, -2) @ x / n
+    c = (np.swapaxes(x, -1, -2) @ y[..., None])[..., 0] / n
     c0 = np.sum(y * y, axis=-1) / n
     return Objective(s_all, c, c0)

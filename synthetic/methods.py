@@ -1,0 +1,302 @@
+r"""Personalized fine-tuning (PFT) of the two-layer linear model, vectorized over batch axes.
+
+Every method starts from a global model (V_0, B_0) and returns the fine-tuned (V, B). All
+arrays may carry leading batch axes (configurations, seeds, clients); hyperparameters are
+floats or arrays that broadcast against those batch axes. The loss is the client objective of
+:class:`synthetic.problem.Objective`; its gradients ([CLOSER] Sec. 4) are
+
+.. math:: g_w = 2 c_L (S w - c), \quad \nabla_V = B g_w, \quad \nabla_B = V g_w^T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from synthetic.config import ConfigError
+from synthetic.problem import Objective
+
+Array = NDArray[np.float64]
+
+METHODS: tuple[str, ...] = ("ft", "lp", "lpft", "proximal", "sparse", "soup", "align")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Fine-tuned parameters and, on request, the trajectory.
+
+    Parameters
+    ----------
+    V : ndarray of shape (..., k)
+    B : ndarray of shape (..., k, d)
+    V_path : ndarray of shape (steps + 1, ..., k) or None
+    B_path : ndarray of shape (steps + 1, ..., k, d) or None
+    """
+
+    V: Array
+    B: Array
+    V_path: Array | None = None
+    B_path: Array | None = None
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Fine-tuning hyperparameters; arrays broadcast against the batch axes of (V, B).
+
+    ``flood`` uses NaN for "no flooding". See :class:`synthetic.SimConfig` for meanings.
+    """
+
+    eta: Array | float
+    steps: int = 1
+    loss_scale: float = 1.0
+    ridge: Array | float = 0.0
+    mu: Array | float = 0.0
+    sparsity: Array | float = 1.0
+    beta: Array | float = 0.0
+    flood: Array | float = np.nan
+
+
+def _arr(x: Array | float) -> Array:
+    return np.asarray(x, dtype=float)
+
+
+def predictor(V: Array, B: Array) -> Array:
+    """End-to-end predictor w = B^T V, shape (..., d)."""
+    return (np.swapaxes(B, -1, -2) @ V[..., None])[..., 0]
+
+
+def gradients(
+    V: Array, B: Array, objective: Objective, loss_scale: float = 1.0
+) -> tuple[Array, Array, Array]:
+    r"""Loss and gradients of the client objective at (V, B).
+
+    .. math:: g_w = 2 c_L (S w - c), \quad \nabla_V L = B g_w, \quad \nabla_B L = V g_w^T
+
+    Returns
+    -------
+    grad_V : ndarray of shape (..., k)
+    grad_B : ndarray of shape (..., k, d)
+    loss : ndarray of shape (...)
+    """
+    w = predictor(V, B)
+    sw = objective.apply(w)
+    g_w = 2.0 * loss_scale * (sw - objective.c)
+    loss = loss_scale * (
+        np.sum(w * sw, axis=-1) - 2.0 * np.sum(objective.c * w, axis=-1) + objective.c0
+    )
+    grad_v = (B @ g_w[..., None])[..., 0]
+    grad_b = V[..., :, None] * g_w[..., None, :]
+    return grad_v, grad_b, loss
+
+
+def gradient_descent(
+    V0: Array,
+    B0: Array,
+    objective: Objective,
+    hp: Hyper,
+    *,
+    mask: tuple[Array, Array] | None = None,
+    trajectory: bool = False,
+) -> Fit:
+    r"""Full-batch gradient descent on (V, B) from (V0, B0).
+
+    Each step minimizes, with the anchor (V0, B0),
+
+    .. math:: F(L) + \frac{\mu}{2} \|\theta - \theta_0\|^2
+              + \beta\, \mathrm{tr}((B - B_0) S (B - B_0)^T),
+
+    where F(L) = |L - b| + b under flooding at level b (Ishida et al. 2020: the loss gradient
+    flips sign while L < b) and F(L) = L otherwise. ``mask`` freezes the entries where it is 0.
+
+    Parameters
+    ----------
+    V0 : ndarray of shape (..., k)
+    B0 : ndarray of shape (..., k, d)
+    objective : Objective
+        Batch shape broadcastable with V0.shape[:-1].
+    hp : Hyper
+        ``eta``, ``steps``, ``loss_scale``, ``mu``, ``beta``, ``flood`` are used.
+    mask : (ndarray (..., k), ndarray (..., k, d)) or None
+    trajectory : bool
+        Also return every iterate.
+
+    Returns
+    -------
+    Fit
+    """
+    batch = np.broadcast_shapes(V0.shape[:-1], objective.c.shape[:-1])
+    V = np.broadcast_to(V0, (*batch, V0.shape[-1])).copy()
+    B = np.broadcast_to(B0, (*batch, *B0.shape[-2:])).copy()
+    eta = _arr(hp.eta)[..., None]
+    mu = _arr(hp.mu)[..., None]
+    beta = _arr(hp.beta)[..., None, None]
+    flood = _arr(hp.flood)
+    use_flood = bool(np.any(~np.isnan(flood)))
+    use_mu = bool(np.any(mu != 0))
+    use_beta = bool(np.any(beta != 0))
+    path_v, path_b = [V.copy()], [B.copy()]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(hp.steps):
+            g_v, g_b, loss = gradients(V, B, objective, hp.loss_scale)
+            if use_flood:
+                sign = np.where(np.isnan(flood) | (loss >= flood), 1.0, -1.0)
+                g_v = g_v * sign[..., None]
+                g_b = g_b * sign[..., None, None]
+            if use_mu:
+                g_v = g_v + mu * (V - V0)
+                g_b = g_b + mu[..., None] * (B - B0)
+            if use_beta:
+                g_b = g_b + 2.0 * beta * objective.apply(B - B0, extra=1)
+            if mask is not None:
+                g_v = g_v * mask[0]
+                g_b = g_b * mask[1]
+            V = V - eta * g_v
+            B = B - eta[..., None] * g_b
+            if trajectory:
+                path_v.append(V.copy())
+                path_b.append(B.copy())
+    if trajectory:
+        return Fit(V, B, np.stack(path_v), np.stack(path_b))
+    return Fit(V, B)
+
+
+def linear_probe(B: Array, objective: Objective, ridge: Array | float = 0.0) -> Array:
+    r"""Exact least squares on the head with the features fixed (LP).
+
+    .. math:: V = (B S B^T + \text{ridge}\, I)^{+} B c
+
+    With ``ridge = 0`` the pseudo-inverse gives the minimum-norm solution. On the population
+    objective from B = B* this recovers V*_i exactly ([CLOSER] Thm 4.4).
+
+    Parameters
+    ----------
+    B : ndarray of shape (..., k, d)
+    objective : Objective
+    ridge : float or ndarray broadcastable to the batch shape
+
+    Returns
+    -------
+    ndarray of shape (..., k)
+    """
+    gram = objective.sandwich(B)
+    rhs = (B @ objective.c[..., None])[..., 0]
+    k = gram.shape[-1]
+    gram = gram + _arr(ridge)[..., None, None] * np.eye(k)
+    return (np.linalg.pinv(gram, hermitian=True) @ rhs[..., None])[..., 0]
+
+
+def snip_mask(
+    V0: Array, B0: Array, objective: Objective, sparsity: Array | float, loss_scale: float = 1.0
+) -> tuple[Array, Array]:
+    r"""SNIP mask: the top ``sparsity`` fraction of parameters by saliency |g * theta|.
+
+    Ties are broken by parameter order (V first, then B row-major), so exactly
+    max(1, round(sparsity * P)) of the P = k + k d entries are trainable.
+
+    Returns
+    -------
+    mask_V : ndarray of shape (..., k)
+    mask_B : ndarray of shape (..., k, d)
+    """
+    g_v, g_b, _ = gradients(V0, B0, objective, loss_scale)
+    batch = g_v.shape[:-1]
+    k, d = g_b.shape[-2:]
+    sal = np.concatenate(
+        [np.abs(g_v * V0).reshape(*batch, k), np.abs(g_b * B0).reshape(*batch, k * d)], axis=-1
+    )
+    n_params = sal.shape[-1]
+    keep = np.maximum(1, np.rint(_arr(sparsity) * n_params)).astype(int)
+    order = np.argsort(-sal, axis=-1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(n_params), order.shape), axis=-1)
+    mask = (ranks < np.broadcast_to(keep, batch)[..., None]).astype(float)
+    return mask[..., :k], mask[..., k:].reshape(*batch, k, d)
+
+
+def run_method(
+    method: str,
+    V0: Array,
+    B0: Array,
+    objective: Objective,
+    hp: Hyper,
+    *,
+    soup_objective: Objective | None = None,
+    trajectory: bool = False,
+) -> Fit:
+    """Run one PFT method on a client.
+
+    Parameters
+    ----------
+    method : str
+        ``ft`` (GD, optionally flooded), ``lp`` (exact least squares on V), ``lpft`` (lp then
+        ft), ``proximal`` (ft with mu/2 ||theta - theta_0||^2), ``sparse`` (ft on the SNIP mask),
+        ``soup`` (average of ft runs on the ingredient objectives in ``soup_objective``, extra
+        axis before the parameter axes), ``align`` (ft with beta E||B x - B_0 x||^2).
+    V0, B0 : ndarray of shapes (..., k) and (..., k, d)
+        Global model.
+    objective : Objective
+        The client's training objective.
+    hp : Hyper
+    soup_objective : Objective, optional
+        Ingredient objectives for ``soup`` with batch shape (..., R); defaults to ``objective``
+        (one ingredient: identical to ``ft``).
+    trajectory : bool
+        Return the iterates (for ``lp`` the path has the start and the probe).
+
+    Returns
+    -------
+    Fit
+    """
+    no_flood = Hyper(hp.eta, hp.steps, hp.loss_scale)
+    if method == "ft":
+        ft_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, flood=hp.flood)
+        return gradient_descent(V0, B0, objective, ft_hp, trajectory=trajectory)
+    if method in ("lp", "lpft"):
+        v_lp = linear_probe(B0, objective, hp.ridge)
+        b_lp = np.broadcast_to(B0, (*v_lp.shape[:-1], *B0.shape[-2:]))
+        if method == "lp":
+            if trajectory:
+                v_start = np.broadcast_to(V0, v_lp.shape)
+                return Fit(v_lp, b_lp.copy(), np.stack([v_start, v_lp]), np.stack([b_lp, b_lp]))
+            return Fit(v_lp, b_lp.copy())
+        ft_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, flood=hp.flood)
+        return gradient_descent(v_lp, b_lp, objective, ft_hp, trajectory=trajectory)
+    if method == "proximal":
+        prox_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, mu=hp.mu)
+        return gradient_descent(V0, B0, objective, prox_hp, trajectory=trajectory)
+    if method == "sparse":
+        mask = snip_mask(V0, B0, objective, hp.sparsity, hp.loss_scale)
+        return gradient_descent(V0, B0, objective, no_flood, mask=mask, trajectory=trajectory)
+    if method == "soup":
+        if soup_objective is None:
+            return gradient_descent(V0, B0, objective, no_flood, trajectory=trajectory)
+        v_start, b_start = V0[..., None, :], B0[..., None, :, :]
+        fit = gradient_descent(
+            v_start, b_start, soup_objective, _expand(no_flood), trajectory=trajectory
+        )
+        return Fit(
+            fit.V.mean(axis=-2),
+            fit.B.mean(axis=-3),
+            None if fit.V_path is None else fit.V_path.mean(axis=-2),
+            None if fit.B_path is None else fit.B_path.mean(axis=-3),
+        )
+    if method == "align":
+        align_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, beta=hp.beta)
+        return gradient_descent(V0, B0, objective, align_hp, trajectory=trajectory)
+    raise ConfigError(f"method={method!r} is invalid: expected one of {', '.join(METHODS)}")
+
+
+def _expand(hp: Hyper) -> Hyper:
+    """Add a trailing batch axis to array hyperparameters (for soup ingredients)."""
+    return Hyper(
+        eta=_arr(hp.eta)[..., None],
+        steps=hp.steps,
+        loss_scale=hp.loss_scale,
+        ridge=_arr(hp.ridge)[..., None],
+        mu=_arr(hp.mu)[..., None],
+        sparsity=_arr(hp.sparsity)[..., None],
+        beta=_arr(hp.beta)[..., None],
+        flood=_arr(hp.flood)[..., None],
+    )
