@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "synthetic.cli",
     "empirical.cli",
+    "empirical.experiment_cli",
 )
 
 
