@@ -1,0 +1,44 @@
+"""Small models for the distortion tests, importable as ``_distortion_models:TinyMLP``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TinyMLP(nn.Module):
+    def __init__(self, d_in: int = 6, hidden: int = 8, classes: int = 3) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, hidden)
+        self.act1 = nn.Tanh()
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.act2 = nn.Tanh()
+        self.fc3 = nn.Linear(hidden, hidden)
+        self.act3 = nn.Tanh()
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act1(self.fc1(x))
+        h = self.act2(self.fc2(h))
+        h = self.act3(self.fc3(h))
+        return self.head(h)
+
+
+class TinyCNN(nn.Module):
+    def __init__(self, channels: int = 4, classes: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, channels, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.head = nn.Linear(channels * 4, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+
+class Exploding(TinyMLP):
+    """Produces Inf in fc2's output."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act1(self.fc1(x))
+        h = self.fc2(h) * torch.tensor(float("inf"))
+        return self.head(self.act3(self.fc3(h)))
