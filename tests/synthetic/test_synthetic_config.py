@@ -1,0 +1,106 @@
+"""Configuration validation and the simulate CLI's handling of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from figures.cli import main
+from synthetic import ConfigError, SimConfig, config_from_mapping, parse_value
+
+
+@pytest.mark.parametrize(
+    ("changes", "pattern"),
+    [
+        ({"d": 5}, r"d=5 .*d >= m \+ C = 7"),
+        ({"lam": -1.0}, r"lam=-1.0 .*>= 0"),
+        ({"eps": -0.1}, r"eps=-0.1"),
+        ({"eta": -0.1}, r"eta=-0.1"),
+        ({"rho": 1.5}, r"rho=1.5 .*\[0, 1\]"),
+        ({"covariate": "weird"}, r"covariate='weird' .*own, shared"),
+        ({"loss": "l1"}, r"loss='l1' .*mse, half_mse"),
+        ({"client": 9}, r"client=9 .*0\.\.3"),
+        ({"sparsity": 0.0}, r"sparsity=0.0"),
+        ({"n": 0}, r"n=0"),
+        ({"lam": float("nan")}, r"lam=nan .*finite"),
+        ({"d": 12.5}, r"d=12.5 .*integer"),
+    ],
+)
+def test_bad_config_names_parameter_value_and_expectation(changes, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        SimConfig(**changes)
+
+
+def test_parse_values_by_type():
+    assert parse_value("d", "20") == 20
+    assert parse_value("n", "none") is None
+    assert parse_value("lam", "0.5") == 0.5
+    assert parse_value("covariate", "own") == "own"
+    with pytest.raises(ConfigError, match="d='x' .*integer"):
+        parse_value("d", "x")
+    with pytest.raises(ConfigError, match="unknown configuration key 'nope'"):
+        config_from_mapping({"nope": "1"})
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--set", "d=3"], "d=3 is invalid"),
+        (["--set", "lam"], "--set 'lam' is invalid: expected KEY=VALUE"),
+        (["--grid", "lam=0:1"], "--grid 'lam=0:1' is invalid"),
+        (["--grid", "lam=0:1:x"], "integer NUM"),
+        (["--grid", "zzz=0:1:3"], "--grid key 'zzz'"),
+        (["--set", "rho=2"], "rho=2.0 is invalid"),
+        (["--methods", "ft,magic"], "method='magic' is invalid"),
+        (["--metrics", "nope"], "metric='nope' is invalid"),
+        (["--seeds", "0"], "--seeds 0 is invalid"),
+        (["--set", "covariate=diagonal"], "covariate='diagonal' is invalid"),
+    ],
+)
+def test_cli_bad_input_exits_2_without_traceback(argv, fragment, capsys):
+    code = main(["simulate", "--no-progress", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_cli_writes_tidy_csv_and_config(tmp_path, capsys):
+    out = tmp_path / "res.csv"
+    argv = ["simulate", "--grid", "lam=0:1:3", "--seeds", "2", "--set", "C=3", "--set", "d=8"]
+    code = main([*argv, "--methods", "ft,lpft", "--out", str(out), "--no-progress"])
+    assert code == 0
+    frame = pd.read_csv(out)
+    assert {"method", "metric", "value", "client", "seed", "lam", "diverged"} <= set(frame.columns)
+    # 3 lam x 2 seeds x 3 clients x 2 methods x 9 default metrics
+    assert len(frame) == 3 * 2 * 3 * 2 * 9
+    assert sorted(frame["lam"].unique()) == [0.0, 0.5, 1.0]
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["grid"] == {"lam": [0.0, 0.5, 1.0]}
+    assert meta["base"]["C"] == 3
+
+
+def test_cli_reports_divergence_per_row(tmp_path, capsys):
+    out = tmp_path / "div.csv"
+    code = main(
+        ["simulate", "--set", "eta=50", "--set", "steps=30", "--methods", "ft,lp",
+         "--out", str(out), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    frame = pd.read_csv(out)
+    ft = frame[frame.method == "ft"]
+    lp = frame[frame.method == "lp"]
+    assert ft["diverged"].all()
+    assert ft["value"].isna().all()
+    assert not lp["diverged"].any()
+    assert lp["value"].notna().all()
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_failed_run_keeps_existing_output(tmp_path):
+    out = tmp_path / "keep.csv"
+    out.write_text("precious\n")
+    assert main(["simulate", "--set", "d=2", "--out", str(out), "--no-progress"]) == 2
+    assert out.read_text() == "precious\n"
