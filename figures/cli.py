@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # Modules that contribute subcommands, in the order they appear in ``feddistort --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "synthetic.cli",
+    "theory.cli",
     "empirical.cli",
     "empirical.experiment_cli",
 )

@@ -1,0 +1,291 @@
+"""Hypotheses and simulator checks of [KUMAR]'s span lemma, balancedness, Prop. 3.2 and Thm 3.1.
+
+All four use client i's training objective (finite samples when ``n`` is set, population
+otherwise) and the simulator's gradient descent with trajectories; "OOD error" is
+[KUMAR]'s isotropic risk L_ood(V, B) = ||w^*_i - B^T V||^2 to the client's own target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from synthetic.config import SimConfig
+from synthetic.fedavg import ideal_global_model
+from synthetic.methods import Hyper, gradients, run_method
+from synthetic.metrics import principal_angles
+from synthetic.problem import Problem, client_objectives, draw_problem
+from synthetic.simulate import clients_of
+from theory.records import EXACT_ATOL, EXACT_RTOL, CheckRecord, compare
+
+Array = NDArray[np.float64]
+
+#: Tolerance of "zero OOD error" relative to ||w*_i||^2 (pseudo-inverse LP in float64).
+LP_EXACT_RTOL = 1e-8
+
+
+def _base(claim: str, config: SimConfig) -> list[str]:
+    failures = []
+    if config.global_model != "ideal":
+        failures.append(
+            f"{claim} starts from the pretrained B_0 = B* (global_model='ideal'); "
+            f"global_model is {config.global_model!r}"
+        )
+    if config.flood is not None:
+        failures.append(
+            f"{claim} assumes plain gradient descent (flood=none); flood is {config.flood}"
+        )
+    if config.steps < 1:
+        failures.append(f"{claim} needs at least one gradient step; steps is {config.steps}")
+    return failures
+
+
+def span_hypotheses(config: SimConfig) -> list[str]:
+    """Failed hypotheses of [KUMAR]'s span lemma (finite samples with n < d)."""
+    failures = _base("kumar-span", config)
+    if config.n is None or config.n >= config.d:
+        failures.insert(
+            0, f"kumar-span assumes finite samples with n < d = {config.d}; n is {config.n}"
+        )
+    return failures
+
+
+def balance_hypotheses(config: SimConfig) -> list[str]:
+    """Failed hypotheses of the one-step balancedness identity (none beyond plain GD)."""
+    return _base("kumar-balance", config)
+
+
+def prop32_hypotheses(config: SimConfig) -> list[str]:
+    """Failed hypotheses of [KUMAR] Prop. 3.2 (perfect features, exact LP)."""
+    failures = _base("kumar-prop-3.2", config)
+    if config.ridge != 0:
+        failures.append(
+            f"kumar-prop-3.2 assumes exact linear probing (ridge=0); ridge is {config.ridge}"
+        )
+    if config.n is not None and config.n < config.k:
+        failures.append(
+            f"kumar-prop-3.2 needs n >= k = {config.k} samples for exact probing; n is {config.n}"
+        )
+    if (
+        config.n is None
+        and config.covariate in ("own", "shared", "random", "basis", "mix")
+        and config.eps <= 0
+    ):
+        failures.append("kumar-prop-3.2 needs eps > 0 for exact probing; eps is 0")
+    if config.n is None and config.covariate == "overlap" and config.rho <= 0 and config.eps <= 0:
+        failures.append("kumar-prop-3.2 needs rho > 0 or eps > 0 for exact probing")
+    return failures
+
+
+def thm31_hypotheses(config: SimConfig) -> list[str]:
+    """Failed hypotheses of [KUMAR] Thm 3.1 (n samples with dim rowspace(X)^perp >= k)."""
+    failures = _base("kumar-thm-3.1", config)
+    if config.n is None or config.n + config.k > config.d:
+        failures.insert(
+            0,
+            f"kumar-thm-3.1 assumes finite samples with n <= d - k = {config.d - config.k} "
+            f"(so that cos theta_k(R, S^perp) can be > 0); n is {config.n}",
+        )
+    return failures
+
+
+def _setup(config: SimConfig) -> tuple[Problem, NDArray[np.int_], Array, Array, Hyper]:
+    problem = draw_problem(config)
+    v0, b0 = ideal_global_model(problem)
+    return problem, clients_of(config), v0, b0, Hyper(config.eta, config.steps, config.loss_scale)
+
+
+def _diverged(config: SimConfig, claim: str, *arrays: Array) -> CheckRecord | None:
+    if all(np.all(np.isfinite(a)) for a in arrays):
+        return None
+    return CheckRecord(
+        claim, False, {}, {}, float("inf"), 0.0, config, None, "gradient descent diverged"
+    )
+
+
+def span_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
+    """B_t u = B_0 u for u ⟂ rowspace(X_i) at every FT and LP-FT step ([KUMAR] span lemma).
+
+    ``rng`` draws the test vector u in the null space of each client's X_i.
+    """
+    problem, clients, v0, b0, hp = _setup(config)
+    assert problem.x is not None
+    objective = client_objectives(problem, clients)
+    drift: list[float] = []
+    paths = []
+    for method in ("ft", "lpft"):
+        fit = run_method(method, v0, b0, objective, hp, trajectory=True)
+        assert fit.B_path is not None
+        paths.append(fit.B_path)
+    bad = _diverged(config, "kumar-span", *paths)
+    if bad is not None:
+        return bad
+    scale = 0.0
+    for p, i in enumerate(clients):
+        _, sv, vt = np.linalg.svd(problem.x[i], full_matrices=True)
+        rank = int(np.sum(sv > sv[0] * 1e-12))
+        null = vt[rank:].T  # (d, d - rank)
+        u = null @ rng.standard_normal(null.shape[1])
+        u /= np.linalg.norm(u)
+        for path in paths:
+            moved = path[:, p] @ u - b0 @ u  # (steps + 1, k)
+            drift.append(float(np.max(np.abs(moved))))
+            scale = max(scale, float(np.max(np.abs(path[:, p]))))
+    tol = EXACT_ATOL + EXACT_RTOL * config.steps * max(1.0, scale)
+    err = max(drift)
+    return CheckRecord(
+        "kumar-span",
+        err <= tol,
+        {"max_drift_on_null_space": 0.0},
+        {"max_drift_on_null_space": err},
+        err,
+        tol,
+        config,
+        conclusion_holds=err <= tol,
+    )
+
+
+def balance_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
+    """Each GD step changes V V^T - B B^T by eta^2 (g_V g_V^T - g_B g_B^T) (exact; rng unused)."""
+    del rng
+    problem, clients, v0, b0, hp = _setup(config)
+    objective = client_objectives(problem, clients)
+    fit = run_method("ft", v0, b0, objective, hp, trajectory=True)
+    assert fit.V_path is not None
+    assert fit.B_path is not None
+    bad = _diverged(config, "kumar-balance", fit.V_path, fit.B_path)
+    if bad is not None:
+        return bad
+    V, B = fit.V_path, fit.B_path  # (steps + 1, P, k), (steps + 1, P, k, d)
+    imbalance = V[..., :, None] * V[..., None, :] - B @ np.swapaxes(B, -1, -2)
+    g_v, g_b, _ = gradients(V[:-1], B[:-1], objective, config.loss_scale)
+    predicted = config.eta**2 * (
+        g_v[..., :, None] * g_v[..., None, :] - g_b @ np.swapaxes(g_b, -1, -2)
+    )
+    measured = imbalance[1:] - imbalance[:-1]
+    rtol = EXACT_RTOL * max(1.0, float(np.max(np.abs(imbalance))))
+    record = compare(
+        "kumar-balance",
+        config,
+        {"imbalance_change": predicted},
+        {"imbalance_change": measured},
+        rtol=0.0,
+        atol=EXACT_ATOL + rtol,
+    )
+    return CheckRecord(
+        record.claim,
+        record.holds,
+        {"max_abs_change_predicted": float(np.max(np.abs(predicted), initial=0.0))},
+        {"max_abs_change_measured": float(np.max(np.abs(measured), initial=0.0))},
+        record.max_abs_error,
+        record.tolerance,
+        config,
+        conclusion_holds=record.holds,
+        notes="gradient flow keeps V V^T - B B^T constant; one GD step moves it by O(eta^2)",
+    )
+
+
+def _ood(problem: Problem, clients: NDArray[np.int_], V: Array, B: Array) -> Array:
+    """||w*_i - B^T V||^2 for paths V (T, P, k), B (T, P, k, d); returns (T, P)."""
+    w = (np.swapaxes(B, -1, -2) @ V[..., None])[..., 0]
+    return np.asarray(np.sum((problem.w_star[clients] - w) ** 2, axis=-1))
+
+
+def prop32_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
+    """LP-FT keeps zero OOD error at every step; FT from a random head does not ([KUMAR] 3.2).
+
+    ``rng`` draws the random head of FT (standard normal scaled to ||V*_i|| / sqrt(k)... with
+    the norm of the client's true head).
+    """
+    problem, clients, v0, b0, hp = _setup(config)
+    objective = client_objectives(problem, clients)
+    lpft = run_method("lpft", v0, b0, objective, hp, trajectory=True)
+    heads = problem.heads[clients]
+    direction = rng.standard_normal(heads.shape)
+    v_rand = (
+        direction * (np.linalg.norm(heads, axis=-1) / np.linalg.norm(direction, axis=-1))[:, None]
+    )
+    ft = run_method("ft", v_rand, np.broadcast_to(b0, (len(clients), *b0.shape)), objective, hp)
+    assert lpft.V_path is not None
+    assert lpft.B_path is not None
+    bad = _diverged(config, "kumar-prop-3.2", lpft.V_path, lpft.B_path, ft.V, ft.B)
+    if bad is not None:
+        return bad
+    ood_lpft = float(np.max(_ood(problem, clients, lpft.V_path, lpft.B_path)))
+    ood_ft = _ood(problem, clients, ft.V[None], ft.B[None])[0]
+    tol = LP_EXACT_RTOL * max(1.0, float(np.max(np.sum(problem.w_star[clients] ** 2, axis=-1))))
+    holds = ood_lpft <= tol and bool(np.all(ood_ft > tol))
+    return CheckRecord(
+        "kumar-prop-3.2",
+        holds,
+        {"ood_lpft_max_over_steps": 0.0, "ood_ft_random_head_min_is_positive": True},
+        {
+            "ood_lpft_max_over_steps": ood_lpft,
+            "ood_ft_random_head_min": float(np.min(ood_ft)),
+        },
+        ood_lpft,
+        tol,
+        config,
+        conclusion_holds=holds,
+    )
+
+
+def thm31_bound(problem: Problem, config: SimConfig, client: int) -> dict[str, float]:
+    r"""[KUMAR] Thm 3.1's lower bound on sqrt(L_ood) of FT from (V_0, B_0 = B^*), client i.
+
+    .. math:: \sqrt{L_{ood}} \ge \frac{\cos\theta_k(R, S^\perp)}{\sqrt{k}}
+              \frac{\min(\varphi, \varphi^2/\|w^*\|)}{1 + \|w^*\|},
+              \quad \varphi^2 = |(V_0^T V^*)^2 - \|V^*\|^4|,
+
+    with R = rowspace(B_0), S = rowspace(X_i), Sigma_ood = I and feature error eps = 0
+    (B_0 = B^*).
+
+    Returns
+    -------
+    dict
+        ``cos_theta_k``, ``phi``, ``w_star_norm``, ``bound``.
+    """
+    assert problem.x is not None
+    k = config.k
+    v0 = np.concatenate([problem.v_com, np.zeros(config.C)])
+    head = problem.heads[client]
+    _, sv, vt = np.linalg.svd(problem.x[client], full_matrices=True)
+    rank = int(np.sum(sv > sv[0] * 1e-12))
+    null_rows = vt[rank:]  # orthonormal rows spanning S^perp
+    angles = principal_angles(problem.b_star, null_rows)
+    cos_k = float(np.cos(np.max(angles)))
+    phi = float(np.sqrt(abs((v0 @ head) ** 2 - (head @ head) ** 2)))
+    w_norm = float(np.linalg.norm(problem.b_star.T @ head))
+    if w_norm == 0:
+        return {"cos_theta_k": cos_k, "phi": phi, "w_star_norm": 0.0, "bound": 0.0}
+    bound = cos_k / np.sqrt(k) * min(phi, phi**2 / w_norm) / (1.0 + w_norm)
+    return {"cos_theta_k": cos_k, "phi": phi, "w_star_norm": w_norm, "bound": float(bound)}
+
+
+def thm31_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
+    """min_t sqrt(L_ood(FT_t)) >= Thm 3.1's bound on the simulated trajectory (rng unused)."""
+    del rng
+    problem, clients, v0, b0, hp = _setup(config)
+    objective = client_objectives(problem, clients)
+    fit = run_method("ft", v0, b0, objective, hp, trajectory=True)
+    assert fit.V_path is not None
+    assert fit.B_path is not None
+    bad = _diverged(config, "kumar-thm-3.1", fit.V_path, fit.B_path)
+    if bad is not None:
+        return bad
+    root_ood = np.sqrt(np.min(_ood(problem, clients, fit.V_path, fit.B_path), axis=0))
+    bounds = [thm31_bound(problem, config, int(i)) for i in clients]
+    bound = np.array([b["bound"] for b in bounds])
+    violation = float(np.max(bound - root_ood, initial=0.0))
+    tol = EXACT_ATOL
+    return CheckRecord(
+        "kumar-thm-3.1",
+        violation <= tol,
+        {"lower_bound": bound, "cos_theta_k": [b["cos_theta_k"] for b in bounds]},
+        {"min_sqrt_ood_over_steps": root_ood},
+        max(violation, 0.0),
+        tol,
+        config,
+        conclusion_holds=violation <= tol,
+        notes="inequality; max_abs_error is the largest amount by which the bound is exceeded",
+    )

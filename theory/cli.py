@@ -1,0 +1,166 @@
+"""``feddistort theory``: list, explain, check and audit the executable claims.
+
+Light module: argparse only at import; the handlers import numpy, the simulator and the
+claims. Bad input raises ``ValueError`` (``synthetic.ConfigError``), which the dispatcher in
+``figures/cli.py`` prints without a traceback (exit 2); ``theory check`` exits 1 when a claim
+does not hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+AUDIT_MARKDOWN = "docs/theory-audit.md"
+
+
+def _parse_sets(items: list[str] | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r} is invalid: expected KEY=VALUE, e.g. --set eta=0.3")
+        values[key.strip()] = value
+    return values
+
+
+def _config(claim_id: str, sets: list[str] | None) -> Any:
+    from synthetic.config import config_from_mapping
+    from theory.claims import get_claim, require_hypotheses
+
+    claim = get_claim(claim_id)
+    config = config_from_mapping(_parse_sets(sets), base=claim.default)
+    require_hypotheses(claim, config)
+    return claim, config
+
+
+def _scalarize(values: dict[str, Any], single: bool) -> dict[str, Any]:
+    from theory.records import jsonable
+
+    out = jsonable(values)
+    if single:
+        out = {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in out.items()}
+    return dict(out)
+
+
+def _print(values: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(values, indent=2))
+        return
+    for key, value in values.items():
+        print(f"{key:28s} {value}")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from theory.claims import CLAIMS
+
+    if args.json:
+        rows = [
+            {"id": c.id, "source": c.source, "statement": c.statement,
+             "paper_conclusion": c.paper_conclusion}
+            for c in CLAIMS.values()
+        ]  # fmt: skip
+        print(json.dumps(rows, indent=2))
+        return 0
+    for claim in CLAIMS.values():
+        print(f"{claim.id:15s} {claim.source}")
+        print(f"{'':15s} {claim.statement}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    claim, config = _config(args.claim, args.set)
+    values = {"claim": claim.id, **claim.predict(config)}
+    values = _scalarize(values, single=config.client is not None)
+    values["config"] = config.to_dict()
+    _print(values, args.json)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    claim, config = _config(args.claim, args.set)
+    record = claim.check(config, np.random.default_rng(args.rng_seed))
+    out = record.to_dict()
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        verdict = "holds" if record.holds else "DOES NOT HOLD"
+        print(f"{claim.id} ({claim.source}): {verdict}")
+        print(f"  max |closed form - simulation| = {record.max_abs_error:.3e}"
+              f" (tolerance {record.tolerance:.3e})")  # fmt: skip
+        if record.conclusion_holds is not None:
+            print(f"  paper's conclusion ({claim.paper_conclusion}): "
+                  f"{'holds' if record.conclusion_holds else 'fails'} here")  # fmt: skip
+        if record.notes:
+            print(f"  {record.notes}")
+    return 0 if record.holds else 1
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from theory.audit import audit, format_table, report_json, write_atomic
+    from theory.claims import get_claim
+
+    if args.budget < 1:
+        raise ValueError(f"--budget={args.budget} is invalid: expected at least 1")
+    for cid in args.claim or []:
+        get_claim(cid)
+    rows = audit(args.claim, args.budget, np.random.default_rng(args.seed))
+    text = report_json(rows, args.budget, args.seed)
+    write_atomic(args.output, text)
+    if args.markdown:
+        from theory.report import audit_markdown
+
+        write_atomic(args.markdown, audit_markdown(rows, args.budget, args.seed))
+    if args.json:
+        print(text)
+    else:
+        print(format_table(rows))
+        print(f"\nwrote {args.output}" + (f" and {args.markdown}" if args.markdown else ""))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``theory`` subcommand and its sub-subcommands list / explain / check / audit."""
+    parser = subparsers.add_parser(
+        "theory", help="executable claims of the two-layer linear theory ([CLOSER], [KUMAR])"
+    )
+    sub = parser.add_subparsers(dest="theory_command", metavar="ACTION")
+    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+
+    p_list = sub.add_parser("list", help="the claims with their statements")
+    p_list.add_argument("--json", action="store_true", help="print JSON")
+    p_list.set_defaults(func=_list)
+
+    for name, func, help_text in (
+        ("explain", _explain, "closed-form quantities of a claim for one configuration"),
+        ("check", _check, "closed form versus simulation (exit 0 holds, 1 does not)"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("claim", help="claim id (see `feddistort theory list`)")
+        p.add_argument(
+            "--set", action="append", metavar="KEY=VALUE", help="configuration field (repeatable)"
+        )
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if name == "check":
+            p.add_argument(
+                "--rng-seed", type=int, default=0, help="seed of the check's own random draws"
+            )
+        p.set_defaults(func=func)
+
+    p_audit = sub.add_parser("audit", help="search for configurations that violate the claims")
+    p_audit.add_argument("--claim", action="append", help="claim id (repeatable; default all)")
+    p_audit.add_argument("--budget", type=int, default=200, help="configurations per claim")
+    p_audit.add_argument("--seed", type=int, default=0, help="seed of the search")
+    p_audit.add_argument("--json", action="store_true", help="print the JSON instead of a table")
+    p_audit.add_argument(
+        "--output", default="theory-audit.json", help="JSON file to write (atomically)"
+    )
+    p_audit.add_argument(
+        "--markdown", default=None, help=f"also regenerate the report, e.g. {AUDIT_MARKDOWN}"
+    )
+    p_audit.set_defaults(func=_audit)

@@ -1,0 +1,366 @@
+r"""Numeric closed forms derived in :mod:`theory.derivations` ([CLOSER] Lemma 4.3, Thms 4.4-4.5).
+
+These are the simplified sympy results written out in numpy (no sympy import, so figures and
+the audit stay fast); ``tests/theory/test_theory_symbolic.py`` checks each against the
+lambdified sympy expression and against the simulator. Every function honours the loss
+normalization c_L (``config.loss_scale``: 1 for ``mse``, 1/2 for ``half_mse``), which enters
+the step size as 2 c_L eta.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from synthetic.config import ConfigError, SimConfig
+from synthetic.generators import second_moment
+from synthetic.problem import Problem, draw_problem
+
+Array = NDArray[np.float64]
+
+#: Relative tolerance under which a2 and b2 count as equal (a tie, not a regime).
+TIE_RTOL = 1e-10
+#: Relative size below which a3 or a4 count as exactly zero in :func:`lambda_star`.
+ZERO_RTOL = 1e-12
+
+
+def _loss_scale(loss: str) -> float:
+    if loss == "mse":
+        return 1.0
+    if loss == "half_mse":
+        return 0.5
+    raise ConfigError(f"loss={loss!r} is invalid: expected one of mse, half_mse")
+
+
+def tau(eta: ArrayLike, s: ArrayLike, loss_scale: float = 1.0) -> Array:
+    r"""Effective FT step along u_i: :math:`\tau = 2 c_L \eta s` ([CLOSER] Thm 4.4).
+
+    Parameters
+    ----------
+    eta, s : float or ndarray
+        Step size and s = 1 + ||V*_com||^2 (broadcast).
+    loss_scale : float
+        c_L.
+
+    Returns
+    -------
+    ndarray
+    """
+    return 2.0 * loss_scale * np.asarray(eta, dtype=float) * np.asarray(s, dtype=float)
+
+
+def thm44_losses_from(
+    lam: ArrayLike, eta: ArrayLike, s: ArrayLike, C: ArrayLike, loss_scale: float = 1.0
+) -> dict[str, Array]:
+    r"""[CLOSER] Theorem 4.4 closed forms (isotropic inputs, one FT step), vectorized.
+
+    With :math:`\tau = 2 c_L \eta s`:
+
+    .. math:: G_{FT} = c_L\lambda^2 (1 - 2\tau/C + \tau^2), \quad
+              G_{LPFT} = 2 c_L \lambda^2 (C-1)/C,
+
+    over the others :math:`c_L\lambda^2(1+\tau^2)` and :math:`2 c_L\lambda^2`, locally
+    :math:`c_L\lambda^2(1-\tau)^2` and 0.
+
+    Parameters
+    ----------
+    lam, eta, s, C : float or ndarray
+        Broadcast against each other.
+    loss_scale : float
+        c_L.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``global_loss_ft``, ``global_loss_lpft``, ``global_loss_others_ft``,
+        ``global_loss_others_lpft``, ``local_loss_ft``, ``local_loss_lpft``, ``tau``,
+        ``lpft_wins`` (G_LPFT <= G_FT, exact sign of the factored difference).
+    """
+    lam = np.asarray(lam, dtype=float)
+    C = np.asarray(C, dtype=float)
+    t = tau(eta, s, loss_scale)
+    scale = loss_scale * lam**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        others_ft = scale * (1.0 + t**2)
+        others_lpft = 2.0 * scale * np.ones_like(t)
+    out = {
+        "global_loss_ft": scale * (1.0 - 2.0 * t / C + t**2),
+        "global_loss_lpft": 2.0 * scale * (C - 1.0) / C * np.ones_like(t),
+        "global_loss_others_ft": np.where(C > 1, others_ft, np.nan),
+        "global_loss_others_lpft": np.where(C > 1, others_lpft, np.nan),
+        "local_loss_ft": scale * (1.0 - t) ** 2,
+        "local_loss_lpft": np.zeros_like(scale * t),
+        "tau": t * np.ones_like(scale),
+    }
+    # G_FT - G_LPFT = c_L lambda^2 (tau - 1)(tau + 1 - 2/C), decided on the factored form.
+    out["lpft_wins"] = scale * (t - 1.0) * (t + 1.0 - 2.0 / C) >= 0.0
+    return out
+
+
+def thm44_losses(config: SimConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """[CLOSER] Theorem 4.4 quantities for a configuration (see :func:`thm44_losses_from`).
+
+    Parameters
+    ----------
+    config : SimConfig or mapping
+        A configuration, or a mapping with ``lam``, ``eta``, ``C`` and either ``s`` or
+        ``vcom_norm`` (optional ``loss``, default ``mse``); values may be arrays.
+
+    Returns
+    -------
+    dict
+        ``s``, ``eta``, ``lam``, ``C``, ``loss`` and the entries of :func:`thm44_losses_from`
+        (Python floats/bools for scalar input).
+    """
+    s: Any
+    if isinstance(config, SimConfig):
+        lam, eta, s, C, loss = config.lam, config.eta, config.s, config.C, config.loss
+    else:
+        missing = [key for key in ("lam", "eta", "C") if key not in config]
+        if missing or ("s" not in config and "vcom_norm" not in config):
+            raise ConfigError(
+                f"thm44_losses parameters {sorted(config)} are invalid: expected lam, eta, C "
+                "and s or vcom_norm"
+            )
+        lam, eta, C = config["lam"], config["eta"], config["C"]
+        s = config["s"] if "s" in config else 1.0 + np.asarray(config["vcom_norm"]) ** 2
+        loss = str(config.get("loss", "mse"))
+    values = thm44_losses_from(lam, eta, s, C, _loss_scale(loss))
+    out: dict[str, Any] = {"s": s, "eta": eta, "lam": lam, "C": C, "loss": loss}
+    for key, value in values.items():
+        out[key] = value.item() if np.ndim(value) == 0 else value
+    return out
+
+
+def lpft_wins_boundary(eta: ArrayLike, loss: str = "mse") -> Array:
+    r"""Boundary of the region where LP-FT's global loss is lower ([CLOSER] Thm 4.4, derived).
+
+    LP-FT wins (for C >= 2, lambda > 0) iff 2 c_L eta s >= 1, s = 1 + ||V*_com||^2, i.e. iff
+
+    .. math:: \|V^*_{com}\|^2 \ge \frac{1}{2 c_L \eta} - 1.
+
+    Parameters
+    ----------
+    eta : float or ndarray
+        Step sizes (> 0; eta = 0 gives +inf).
+    loss : {'mse', 'half_mse'}
+
+    Returns
+    -------
+    ndarray
+        The threshold on ||V*_com||^2 (negative: LP-FT wins for every V*_com).
+    """
+    eta = np.asarray(eta, dtype=float)
+    with np.errstate(divide="ignore"):
+        return 1.0 / (2.0 * _loss_scale(loss) * eta) - 1.0
+
+
+def lemma43_rows(
+    b_star: Array, v_com: Array, client: int, lam: float, eta: float, loss_scale: float = 1.0
+) -> tuple[Array, Array]:
+    r"""Predicted one-step FT parameters in the isotropic case ([CLOSER] Lemma 4.3).
+
+    .. math:: (B_{FT})_j = b^*_j + 2 c_L \eta \lambda (V_0)_j u_i, \quad
+              V_{FT} = V_0 + 2 c_L \eta \lambda e_{m+i}, \quad V_0 = [V^*_{com}; 0].
+
+    Only the m shared rows move (by multiples of u_i); the client rows stay b^*_j.
+
+    Parameters
+    ----------
+    b_star : ndarray of shape (k, d)
+    v_com : ndarray of shape (m,)
+    client : int
+        i (0-based), u_i = b^*_{m+i}.
+    lam, eta, loss_scale : float
+
+    Returns
+    -------
+    B_ft : ndarray of shape (k, d)
+    V_ft : ndarray of shape (k,)
+    """
+    k = b_star.shape[0]
+    m = v_com.shape[0]
+    if not 0 <= client < k - m:
+        raise ConfigError(f"client={client!r} is invalid: expected 0..{k - m - 1}")
+    v0 = np.concatenate([v_com, np.zeros(k - m)])
+    a = 2.0 * loss_scale * eta * lam
+    B_ft = b_star + a * np.outer(v0, b_star[m + client])
+    V_ft = v0.copy()
+    V_ft[m + client] += a
+    return B_ft, V_ft
+
+
+@dataclass(frozen=True)
+class Thm45Coefficients:
+    """Coefficients of [CLOSER] Theorem 4.5 for each fine-tuning client.
+
+    FT's loss is a2 lam^2 + a3 lam^3 + a4 lam^4 and LP-FT's is b2 lam^2, over D_G (``global``),
+    over the other clients (``others``) and on the client itself (``local``, b2 = 0).
+
+    Parameters
+    ----------
+    a2, a3, a4, b2 : ndarray of shape (P,)
+        Over D_G.
+    a2_others, a3_others, a4_others, b2_others : ndarray of shape (P,)
+    a2_local, a3_local, a4_local : ndarray of shape (P,)
+    clients : ndarray of int, shape (P,)
+    """
+
+    a2: Array
+    a3: Array
+    a4: Array
+    b2: Array
+    a2_others: Array
+    a3_others: Array
+    a4_others: Array
+    b2_others: Array
+    a2_local: Array
+    a3_local: Array
+    a4_local: Array
+    clients: NDArray[np.int_]
+
+
+def thm45_coefficients(config: SimConfig, problem: Problem | None = None) -> Thm45Coefficients:
+    r"""Theorem 4.5 coefficients from the derived one-step displacement ([CLOSER] Thm 4.5).
+
+    With g = S_i u_i, P = B^{*T} B^*, c = ||V^*_{com}||^2, w_0 = B^{*T}[V^*_{com}; 0]:
+
+    .. math:: A = 2 c_L \eta (P + c I) g, \quad D = 4 c_L^2 \eta^2 (w_0^T g)\, g,
+
+    .. math:: a_2 = c_L\,\mathrm{mean}_j (A-u_j)^T S_j (A-u_j), \;
+              a_3 = 2 c_L\,\mathrm{mean}_j (A-u_j)^T S_j D, \;
+              a_4 = c_L\,\mathrm{mean}_j D^T S_j D, \;
+              b_2 = c_L\,\mathrm{mean}_j (u_i-u_j)^T S_j (u_i-u_j).
+
+    Valid for any population second moments S_j (the theorem's S_j = e_j e_j^T + eps^2 I is
+    a special case); b2 assumes LP is exact (B^* S_i B^{*T} invertible).
+
+    Parameters
+    ----------
+    config : SimConfig
+    problem : Problem, optional
+        Unbatched instance; drawn from ``config`` when omitted.
+
+    Returns
+    -------
+    Thm45Coefficients
+    """
+    problem = draw_problem(config) if problem is None else problem
+    c_l = config.loss_scale
+    m, C = config.m, config.C
+    clients = np.arange(C) if config.client is None else np.array([config.client])
+    S = second_moment(problem.inputs)  # (C, d, d)
+    b_star = problem.b_star
+    U = b_star[m:]  # (C, d) rows u_j
+    P = b_star.T @ b_star
+    c = float(problem.v_com @ problem.v_com)
+    w0 = b_star[:m].T @ problem.v_com
+    g = np.einsum("pde,pe->pd", S[clients], U[clients])  # (P, d)
+    A = 2 * c_l * config.eta * (g @ P + c * g)
+    D = 4 * c_l**2 * config.eta**2 * (g @ w0)[:, None] * g
+    p = A[:, None, :] - U[None, :, :]  # (P, C, d): A - u_j
+    q = np.broadcast_to(D[:, None, :], p.shape)
+    lp = U[clients][:, None, :] - U[None, :, :]  # u_i - u_j
+
+    def form(x: Array, y: Array) -> Array:
+        return np.einsum("pjd,jde,pje->pj", x, S, y)
+
+    Qpp, Qpq, Qqq, Qlp = form(p, p), form(p, q), form(q, q), form(lp, lp)
+    others = ~(clients[:, None] == np.arange(C)[None, :])
+    n_others = max(C - 1, 1)
+    rows = np.arange(len(clients))
+
+    def mean_all(x: Array) -> Array:
+        return np.asarray(x.mean(axis=1))
+
+    def mean_others(x: Array) -> Array:
+        if C == 1:
+            return np.full(len(clients), np.nan)
+        return np.asarray(np.where(others, x, 0.0).sum(axis=1) / n_others)
+
+    return Thm45Coefficients(
+        a2=c_l * mean_all(Qpp),
+        a3=2 * c_l * mean_all(Qpq),
+        a4=c_l * mean_all(Qqq),
+        b2=c_l * mean_all(Qlp),
+        a2_others=c_l * mean_others(Qpp),
+        a3_others=2 * c_l * mean_others(Qpq),
+        a4_others=c_l * mean_others(Qqq),
+        b2_others=c_l * mean_others(Qlp),
+        a2_local=c_l * Qpp[rows, clients],
+        a3_local=2 * c_l * Qpq[rows, clients],
+        a4_local=c_l * Qqq[rows, clients],
+        clients=clients,
+    )
+
+
+@dataclass(frozen=True)
+class LambdaStar:
+    """The threshold lambda* of [CLOSER] Theorem 4.5 for one client.
+
+    Parameters
+    ----------
+    regime : str
+        ``finite`` (a2 > b2 and a positive root: LP-FT better exactly on (0, lambda*]),
+        ``infinite`` (a2 > b2, no positive root: LP-FT better for every lambda > 0),
+        ``none`` (a2 < b2: FT better for all small lambda, no lambda* > 0 exists) or
+        ``tie`` (a2 = b2 within :data:`TIE_RTOL`).
+    value : float or None
+        lambda* for ``finite``; ``None`` otherwise.
+    crossover : float or None
+        Smallest positive root of the bracket in any regime (where the winner changes).
+    """
+
+    regime: str
+    value: float | None
+    crossover: float | None
+
+    @property
+    def exists(self) -> bool:
+        """Whether the theorem's conclusion (some lambda* > 0) holds: a2 > b2."""
+        return self.regime in ("finite", "infinite")
+
+
+def lambda_star(a2: float, a3: float, a4: float, b2: float) -> LambdaStar:
+    r"""Smallest positive root of :math:`a_4 \ell^2 + a_3 \ell + (a_2 - b_2)` ([CLOSER] Thm 4.5).
+
+    FT minus LP-FT global loss is :math:`\lambda^2 [(a_2-b_2) + a_3\lambda + a_4\lambda^2]`.
+
+    Parameters
+    ----------
+    a2, a3, a4, b2 : float
+
+    Returns
+    -------
+    LambdaStar
+    """
+    c0 = a2 - b2
+    scale = max(abs(a2), abs(b2), abs(a3), abs(a4), 1e-300)
+    # Rounding leaves ~1e-17-sized a3, a4 where they vanish exactly (e.g. e_i = u_i: D = 0).
+    a3 = 0.0 if abs(a3) <= ZERO_RTOL * scale else a3
+    a4 = 0.0 if abs(a4) <= ZERO_RTOL * scale else a4
+    roots: list[float] = []
+    if abs(a4) > 0:
+        disc = a3 * a3 - 4 * a4 * c0
+        if disc >= 0:
+            sq = math.sqrt(disc)
+            # Numerically stable pair of roots.
+            qv = -0.5 * (a3 + math.copysign(sq, a3 if a3 != 0 else 1.0))
+            cand = [qv / a4, c0 / qv] if qv != 0 else [-a3 / (2 * a4)]
+            roots = [r for r in cand if r > 0 and math.isfinite(r)]
+    elif a3 != 0:
+        r = -c0 / a3
+        roots = [r] if r > 0 else []
+    crossover = min(roots) if roots else None
+    if abs(c0) <= TIE_RTOL * max(abs(a2), abs(b2), 1e-300):
+        return LambdaStar("tie", None, crossover)
+    if c0 < 0:
+        return LambdaStar("none", None, crossover)
+    if crossover is None:
+        return LambdaStar("infinite", None, None)
+    return LambdaStar("finite", crossover, crossover)
