@@ -33,12 +33,3 @@ class TinyCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(torch.relu(self.conv(x))).flatten(1))
-
-
-class Exploding(TinyMLP):
-    """Produces Inf in fc2's output."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act1(self.fc1(x))
-        h = self.fc2(h) * torch.tensor(float("inf"))
-        return self.head(self.act3(self.fc3(h)))
