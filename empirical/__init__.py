@@ -1,3 +1,58 @@
 """Feature-distortion metrics for real networks and a small federated experiment on CPU."""
 
-__all__: list[str] = []
+from empirical.checkpoints import (
+    CheckpointError,
+    CorruptCheckpointError,
+    StateDictMismatchError,
+    UnsafeCheckpointError,
+    load_model,
+    load_state_dict,
+)
+from empirical.compare import compare_checkpoints
+from empirical.drift import weight_drift
+from empirical.features import (
+    LayerNotFoundError,
+    NonFiniteFeaturesError,
+    capture,
+    extract_features,
+    resolve_layers,
+)
+from empirical.inputs import load_inputs
+from empirical.metrics import (
+    StreamingLinearCKA,
+    delta_l2,
+    linear_cka,
+    mean_cosine_distance,
+    minibatch_cka,
+    principal_angles,
+    procrustes_distance,
+    relative_l2,
+)
+from empirical.model_spec import ModelSpec, resolve_model_spec
+
+__all__: list[str] = [
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "LayerNotFoundError",
+    "ModelSpec",
+    "NonFiniteFeaturesError",
+    "StateDictMismatchError",
+    "StreamingLinearCKA",
+    "UnsafeCheckpointError",
+    "capture",
+    "compare_checkpoints",
+    "delta_l2",
+    "extract_features",
+    "linear_cka",
+    "load_inputs",
+    "load_model",
+    "load_state_dict",
+    "mean_cosine_distance",
+    "minibatch_cka",
+    "principal_angles",
+    "procrustes_distance",
+    "relative_l2",
+    "resolve_layers",
+    "resolve_model_spec",
+    "weight_drift",
+]
