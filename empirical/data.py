@@ -92,7 +92,7 @@ class ClientDataConfig:
             raise ValueError(f"min_client_samples must be >= 2, got {self.min_client_samples}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClientData:
     """One client's train/test data.
 
