@@ -37,7 +37,8 @@ def test_clients_partition_the_data_and_splits_are_disjoint() -> None:
         assert set().union(*sets) == set(range(len(DATA[1])))
         for c in clients:
             assert not set(c.idx_train.tolist()) & set(c.idx_test.tolist())
-            assert c.x_train.dtype == np.float32 and c.y_train.dtype == np.int64
+            assert c.x_train.dtype == np.float32
+            assert c.y_train.dtype == np.int64
             assert c.x_train.shape[1:] == (1, 8, 8)
 
 
@@ -77,7 +78,8 @@ def test_covariate_shift_changes_images_only() -> None:
     for c in clients:
         np.testing.assert_array_equal(c.y_train, y_all[c.idx_train])
         assert np.abs(c.x_train - x_all[c.idx_train]).mean() > 0.01
-        assert c.x_train.min() >= 0.0 and c.x_train.max() <= 1.0
+        assert c.x_train.min() >= 0.0
+        assert c.x_train.max() <= 1.0
         if c.domain != "noise":  # deterministic transforms: exactly reproducible
             expected = apply_domain(x_all[c.idx_train], c.domain, 1.0, np.random.default_rng(0))
             np.testing.assert_allclose(c.x_train, expected, atol=1e-6)
@@ -92,7 +94,8 @@ def test_spurious_marker_is_the_only_pixel_change_and_predicts_the_label() -> No
     for i, c in enumerate(clients):
         changed = c.x_train != x_all[c.idx_train]
         rows, cols = np.nonzero(changed.any(axis=0)[0])
-        assert len(set(rows.tolist())) <= 1 and len(set(cols.tolist())) <= 2  # one 2-pixel spot
+        assert len(set(rows.tolist())) <= 1
+        assert len(set(cols.tolist())) <= 2
         np.testing.assert_array_equal(c.y_train, y_all[c.idx_train])
         r, col = {0: (0, 0), 1: (0, 6), 2: (7, 0), 3: (7, 6)}[i]
         marker = np.concatenate([c.x_train, c.x_test])[:, 0, r, col : col + 2].min(axis=1) == 1.0
