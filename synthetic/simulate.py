@@ -211,32 +211,46 @@ def _groups(configs: Sequence[SimConfig], chunk_size: int) -> list[list[int]]:
 
 
 def batch_frame(configs: Sequence[SimConfig], result: BatchResult) -> pd.DataFrame:
-    """Tidy rows of one batch: one per (configuration, client, method, metric).
+    """Tidy rows of one batch: one per (configuration, client, method, metric), in that order.
 
     Columns: every configuration field (``client`` holds the fine-tuning client), ``method``,
     ``metric``, ``value``, ``diverged``.
     """
     n_cfg, n_cli = len(configs), len(result.clients)
-    blocks = []
-    for method, metrics in result.values.items():
-        names = list(metrics)
-        vals = np.stack([metrics[m] for m in names], axis=-1)  # (G, P, K)
-        k = len(names)
-        block = {
-            "_cfg": np.repeat(np.arange(n_cfg), n_cli * k),
-            "client": np.tile(np.repeat(result.clients, k), n_cfg),
-            "method": np.full(n_cfg * n_cli * k, method, dtype=object),
-            "metric": np.tile(np.array(names, dtype=object), n_cfg * n_cli),
-            "value": vals.reshape(-1),
-            "diverged": np.repeat(result.diverged[method].reshape(-1), k),
-        }
-        blocks.append(pd.DataFrame(block))
-    frame = pd.concat(blocks, ignore_index=True)
-    frame = frame.sort_values(["_cfg", "client"], kind="stable", ignore_index=True)
-    fields = [f for f in field_names() if f != "client"]
-    table = pd.DataFrame({f: [getattr(c, f) for c in configs] for f in fields})
-    frame = table.iloc[frame["_cfg"].to_numpy()].reset_index(drop=True).join(frame)
-    return frame.drop(columns="_cfg")[[*fields, "client", "method", "metric", "value", "diverged"]]
+    methods = list(result.values)
+    names = [list(result.values[m]) for m in methods]
+    # Per (client, method, metric) block of one configuration.
+    method_col = np.concatenate(
+        [np.full(len(n), m, dtype=object) for m, n in zip(methods, names, strict=True)]
+    )
+    metric_col = np.concatenate([np.array(n, dtype=object) for n in names])
+    per_cfg = n_cli * len(metric_col)
+    values = np.concatenate(
+        [
+            np.stack([result.values[m][k] for k in n], axis=-1)
+            for m, n in zip(methods, names, strict=True)
+        ],
+        axis=-1,
+    )  # (G, P, sum of metrics)
+    diverged = np.concatenate(
+        [
+            np.repeat(result.diverged[m][..., None], len(n), axis=-1)
+            for m, n in zip(methods, names, strict=True)
+        ],
+        axis=-1,
+    )
+    columns: dict[str, object] = {}
+    for f in field_names():
+        if f == "client":
+            continue
+        vals = [getattr(c, f) for c in configs]
+        columns[f] = np.repeat(np.array(vals, dtype=object if None in vals else None), per_cfg)
+    columns["client"] = np.tile(np.repeat(result.clients, len(metric_col)), n_cfg)
+    columns["method"] = np.tile(method_col, n_cfg * n_cli)
+    columns["metric"] = np.tile(metric_col, n_cfg * n_cli)
+    columns["value"] = values.reshape(-1)
+    columns["diverged"] = diverged.reshape(-1)
+    return pd.DataFrame(columns)
 
 
 def check_methods(methods: Iterable[str]) -> list[str]:
@@ -287,20 +301,24 @@ def simulate(
     if not configs:
         raise ConfigError("configs=[] is invalid: expected at least one configuration")
     batches = _groups(configs, chunk_size)
-    frames = []
     iterator: Iterable[list[int]] = batches
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(batches, desc="simulate", unit="batch")
+    frames: list[pd.DataFrame] = []
+    order_parts: list[NDArray[np.int_]] = []
     for idx in iterator:
         chunk = [configs[i] for i in idx]
         frame = batch_frame(chunk, simulate_batch(chunk, methods, metrics=metrics))
-        frame.insert(0, "_order", np.repeat(np.array(idx), len(frame) // len(idx)))
         frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    out = out.sort_values("_order", kind="stable", ignore_index=True)
-    return out.drop(columns="_order")
+        order_parts.append(np.repeat(np.array(idx), len(frame) // len(idx)))
+    out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    # Batches group configurations by shape; restore the order of ``configs``.
+    order = np.concatenate(order_parts)
+    if np.all(np.diff(order) >= 0):
+        return out
+    return out.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
 
 __all__ = [
