@@ -9,7 +9,17 @@ from empirical.checkpoints import (
     load_state_dict,
 )
 from empirical.compare import compare_checkpoints
+from empirical.data import ClientData, ClientDataConfig, load_digits_images, make_clients
 from empirical.drift import weight_drift
+from empirical.experiment import (
+    PRESETS,
+    ExperimentConfig,
+    load_epoch_log,
+    load_metrics,
+    make_preset,
+    run_experiment,
+    summarize,
+)
 from empirical.features import (
     LayerNotFoundError,
     NonFiniteFeaturesError,
@@ -29,6 +39,9 @@ from empirical.metrics import (
     relative_l2,
 )
 from empirical.model_spec import ModelSpec, resolve_model_spec
+from empirical.models import MODEL_REGISTRY, build_model, split_parts
+from empirical.pft import VARIANTS, PFTConfig, personalize
+from empirical.training import FedAvgConfig, LocalConfig, fedavg
 
 __all__: list[str] = [
     "CheckpointError",
@@ -55,4 +68,24 @@ __all__: list[str] = [
     "resolve_layers",
     "resolve_model_spec",
     "weight_drift",
+    "ClientData",
+    "ClientDataConfig",
+    "load_digits_images",
+    "make_clients",
+    "PRESETS",
+    "ExperimentConfig",
+    "load_epoch_log",
+    "load_metrics",
+    "make_preset",
+    "run_experiment",
+    "summarize",
+    "MODEL_REGISTRY",
+    "build_model",
+    "split_parts",
+    "VARIANTS",
+    "PFTConfig",
+    "personalize",
+    "FedAvgConfig",
+    "LocalConfig",
+    "fedavg",
 ]
