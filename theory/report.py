@@ -146,9 +146,11 @@ _DERIVED: dict[str, list[str]] = {
         "g_B^T) (dimension-free MatrixSymbol identity). Gradient flow keeps it constant.",
     ],
     "kumar-prop-3.2": [
-        "With B_0 = B* and exact LP (n >= k samples, or a non-degenerate population), LP gives "
-        "w = w*_i, the FT gradient vanishes, and the OOD error ||w*_i - B^T V||^2 stays 0 at "
-        "every step; FT from a random head does not reach 0 in finitely many steps.",
+        "With B_0 = B* and exact LP (k <= n samples), LP gives w = w*_i, the FT gradient "
+        "vanishes, and the OOD error ||w*_i - B^T V||^2 stays 0 at every step; FT from a random "
+        "head keeps a positive OOD error when n < d. Hypothesis k <= n < d is needed: with "
+        "population losses (or n >= d) FT from a random head also converges to w*_i (the "
+        "first audit found OOD error ~1e-30 after 100 steps), so the contrast disappears.",
         "Federated reading (the paper's transfer of this result to global performance): "
         "LP-FT's global loss over D_G <= FT's. The audit counts where it fails: with many small "
         "steps (FT has not moved all the way) or with n < d samples, FT often ends with the "
@@ -161,7 +163,8 @@ _DERIVED: dict[str, list[str]] = {
         "The constant is restated from [KUMAR] Thm 3.1 as we read it (the displayed equation "
         "was not available to the project); the bound is evaluated with the simulator's "
         "principal angles and checked as an inequality along GD trajectories (gradient flow "
-        "approximated by small steps).",
+        "approximated by small steps). `max_bound_over_measured` in the table says how close "
+        "the closest configuration came to violating it (1 = tight).",
     ],
 }
 
