@@ -15,13 +15,8 @@ from torch import nn
 from tqdm import tqdm
 
 from empirical.data import ClientData, make_clients
-from empirical.experiment import (
-    _BASELINE,
-    ExperimentConfig,
-    RunReport,
-    atomic_write_text,
-    write_outputs,
-)
+from empirical.experiment import ExperimentConfig, RunReport
+from empirical.experiment_results import BASELINE, atomic_write_text, write_outputs
 from empirical.metrics import delta_l2, linear_cka
 from empirical.models import build_model
 from empirical.pft import VARIANTS, personalize
@@ -102,7 +97,7 @@ class _Evaluator:
 def _unit_done(out: Path, seed: int, variant: str, n_clients: int) -> bool:
     unit = out / "runs" / f"seed{seed}" / variant
     files = [unit / "done.json", unit / "metrics.csv", unit / "epochs.csv"]
-    if variant != _BASELINE:
+    if variant != BASELINE:
         ckpt = out / "checkpoints" / f"seed{seed}" / variant
         files += [ckpt / f"client{c}.safetensors" for c in range(n_clients)]
     return all(f.exists() for f in files)
@@ -147,7 +142,7 @@ def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: boo
     """
     _prepare_out(config, out, seeds)
     n_clients = config.data.n_clients
-    units = [(s, v) for s in seeds for v in (_BASELINE, *config.variants)]
+    units = [(s, v) for s in seeds for v in (BASELINE, *config.variants)]
     todo = [u for u in units if not _unit_done(out, *u, n_clients)]
     skipped = [u for u in units if u not in todo]
     trained: list[tuple[int, str]] = []
@@ -165,7 +160,7 @@ def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: boo
                     _save_npz(path, cd.x_test, cd.y_test)
             global_model = _global_model(config, out, seed, clients)
             evaluator = _Evaluator(clients, global_model)
-            for variant in (_BASELINE, *config.variants):
+            for variant in (BASELINE, *config.variants):
                 if (seed, variant) not in todo:
                     continue
                 bar.set_postfix_str(f"seed {seed} {variant}")
@@ -188,7 +183,7 @@ def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: boo
                         )
 
                     log(0, global_model)
-                    if variant == _BASELINE:
+                    if variant == BASELINE:
                         model = global_model
                     else:
                         vid = VARIANTS.index(variant)

@@ -1,0 +1,170 @@
+"""Tidy results of the federated experiment: loading, [CLOSER] summary metrics, Markdown.
+
+Accuracies are fractions in [0, 1] in the CSVs and percentages in ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from empirical.pft import VARIANTS
+
+__all__ = [
+    "BASELINE",
+    "SUMMARY_METRICS",
+    "atomic_write_text",
+    "load_epoch_log",
+    "load_metrics",
+    "summarize",
+    "summary_markdown",
+    "write_outputs",
+]
+
+SUMMARY_METRICS: tuple[str, ...] = (
+    "Local",
+    "Global",
+    "Global-all",
+    "C-Std",
+    "Worst",
+    "Average",
+    "Delta",
+    "CKA",
+)
+BASELINE = "fedavg"  # the FedAvg model itself, evaluated like a variant
+
+
+def load_metrics(out: str | Path) -> pd.DataFrame:
+    """Per-client final metrics of every finished unit.
+
+    Parameters
+    ----------
+    out : str or Path
+        Experiment directory.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``preset, seed, client, variant, metric, value``; ``metric`` in ``local``,
+        ``global`` (mean over other clients), ``global_all``, ``delta`` (Delta_c), ``cka``.
+    """
+    return _concat(Path(out), "metrics.csv")
+
+
+def load_epoch_log(out: str | Path) -> pd.DataFrame:
+    """Per-epoch log of every finished unit ([CLOSER] Fig. 2-3 analogues).
+
+    Parameters
+    ----------
+    out : str or Path
+        Experiment directory.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``preset, seed, client, variant, epoch, metric, value``; ``metric`` in
+        ``local_acc``, ``global_acc`` (other clients), ``delta``; epoch 0 is the FedAvg model.
+    """
+    return _concat(Path(out), "epochs.csv")
+
+
+def _concat(out: Path, name: str) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in sorted((out / "runs").glob(f"seed*/*/{name}"))]
+    if not frames:
+        raise FileNotFoundError(f"no finished runs with {name} under {out / 'runs'}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
+    """[CLOSER] Sec. 3.4 metrics per variant, mean and std over seeds.
+
+    Per seed: Local = mean_c local_c; Global = mean_c global_c (others); Global-all likewise;
+    C-Std = std_c local_c (ddof 0); Worst = min_c local_c; Average = (Local + Global) / 2;
+    Delta = mean_c Delta_c; CKA = mean_c CKA_c. Then mean and sample std (ddof 1; 0 for one
+    seed) over seeds.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        As returned by :func:`load_metrics`.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``preset, variant, metric, mean, std, n_seeds``.
+    """
+    wide = metrics.pivot_table(
+        index=["preset", "seed", "variant", "client"], columns="metric", values="value"
+    ).reset_index()
+    grouped = wide.groupby(["preset", "seed", "variant"])
+    per_seed = pd.DataFrame(
+        {
+            "Local": grouped["local"].mean(),
+            "Global": grouped["global"].mean(),
+            "Global-all": grouped["global_all"].mean(),
+            "C-Std": grouped["local"].std(ddof=0),
+            "Worst": grouped["local"].min(),
+            "Delta": grouped["delta"].mean(),
+            "CKA": grouped["cka"].mean(),
+        }
+    )
+    per_seed["Average"] = (per_seed["Local"] + per_seed["Global"]) / 2
+    tidy = per_seed.reset_index().melt(
+        id_vars=["preset", "seed", "variant"], var_name="metric", value_name="value"
+    )
+    agg = tidy.groupby(["preset", "variant", "metric"])["value"]
+    out = pd.DataFrame({"mean": agg.mean(), "std": agg.std(ddof=1), "n_seeds": agg.count()})
+    out["std"] = out["std"].fillna(0.0)
+    return out.reset_index()
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """Markdown table: variant x Local/Global/C-Std/Worst/Average (%, mean +- std) and Delta.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        As returned by :func:`summarize`.
+
+    Returns
+    -------
+    str
+        One table per preset.
+    """
+    cols = ["Local", "Global", "C-Std", "Worst", "Average"]
+    order = [BASELINE, *VARIANTS]
+    lines: list[str] = []
+    for preset, block in summary.groupby("preset"):
+        n = int(block["n_seeds"].max())
+        lines += [f"### {preset} ({n} seed{'s' if n != 1 else ''}; accuracy in %)", ""]
+        lines.append("| variant | " + " | ".join([*cols, "Delta", "CKA"]) + " |")
+        lines.append("|---" * (len(cols) + 3) + "|")
+        present = [v for v in order if v in set(block["variant"])]
+        for v in present:
+            row = block[block["variant"] == v].set_index("metric")
+            cells = [f"{100 * row.at[c, 'mean']:.1f} ± {100 * row.at[c, 'std']:.1f}" for c in cols]
+            cells += [f"{row.at[c, 'mean']:.3f} ± {row.at[c, 'std']:.3f}" for c in ("Delta", "CKA")]
+            lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(out: Path) -> pd.DataFrame:
+    """Aggregate every finished unit into ``metrics.csv``, ``epochs.csv``, ``summary.*``."""
+    metrics = load_metrics(out)
+    atomic_write_text(out / "metrics.csv", metrics.to_csv(index=False))
+    atomic_write_text(out / "epochs.csv", load_epoch_log(out).to_csv(index=False))
+    summary = summarize(metrics)
+    atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
+    atomic_write_text(out / "summary.md", summary_markdown(summary))
+    return summary
