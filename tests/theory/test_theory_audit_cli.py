@@ -150,3 +150,22 @@ def test_cli_audit_writes_json_and_markdown(capsys, tmp_path):
     text = out_md.read_text()
     assert "2 c_L eta s >= 1" in text
     assert "feddistort theory audit" in text
+
+
+def test_imports_stay_light():
+    import subprocess
+    import sys
+
+    code = "import sys, theory, synthetic; print('sympy' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_thm44_losses_mapping_input():
+    out = thm44_losses({"lam": 2.0, "eta": 0.5, "vcom_norm": 1.0, "C": 3, "loss": "half_mse"})
+    assert out["tau"] == pytest.approx(1.0)  # 2 * 0.5 * 0.5 * 2
+    assert out["global_loss_ft"] == pytest.approx(out["global_loss_lpft"])
+    with pytest.raises(ValueError, match="expected lam, eta, C"):
+        thm44_losses({"lam": 1.0})

@@ -83,17 +83,20 @@ def derive_thm45() -> Thm45Derivation:
     g = (S_i * u_i).expand().subs(e_i.T * u_i, alpha).doit()
     # Step 2: w_FT - w_0 from the one-step update, then powers of lambda.
     displacement = (step.w1 - w0).expand()
-    w0_g = alpha * sp.Symbol("w0_e")  # w_0^T g = alpha w_0^T e_i (w_0 ⟂ u_i)
+    # w_0^T g = alpha w_0^T e_i + eps^2 w_0^T u_i, and w_0^T u_i = V_0^T B^* u_i
+    # = V_0^T e_{m+i} = 0 (V_0 = [V*_com; 0]); name w0_e = w_0^T e_i.
+    w0_e = sp.Symbol("w0_e")
+    w0_g_expr = (w0.T * g).expand().subs(w0.T * u_i, sp.ZeroMatrix(1, 1))
+    w0_g_expr = w0_g_expr.subs(w0.T * e_i, w0_e * sp.Identity(1)).doit()
+    w0_g = sp.simplify(w0_g_expr[0, 0])
+    assert sp.simplify(w0_g - alpha * w0_e) == 0, w0_g
     displacement = displacement.subs(w0.T * g_sym, w0_g * sp.Identity(1)).doit()
     lam_coeff = {a: 2 * C_L * ETA * LAM}
     A = (2 * C_L * ETA * (P * g_sym + c * g_sym)).subs(g_sym, g)
     D = (4 * C_L**2 * ETA**2 * w0_g * g_sym).subs(g_sym, g)
     rebuilt = (LAM * A + LAM**2 * D).expand()
     direct = displacement.subs(lam_coeff).subs(g_sym, g).expand()
-    assert (
-        sp.simplify(rebuilt - direct).doit() == sp.ZeroMatrix(d, 1)
-        or str(sp.simplify(rebuilt - direct)) == "0"
-    ), (rebuilt, direct)
+    assert (rebuilt - direct).expand() == sp.ZeroMatrix(d, 1), (rebuilt, direct)
     # THEORY.md: A = 2 eta [alpha P e_i + eps^2 u_i + c (alpha e_i + eps^2 u_i)] (P u_i = u_i),
     # D = 4 eta^2 alpha (w_0^T e_i)(alpha e_i + eps^2 u_i); at c_L = 1.
     A_md = 2 * ETA * (alpha * P * e_i + eps**2 * u_i + c * (alpha * e_i + eps**2 * u_i))
