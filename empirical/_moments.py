@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,8 @@ class CentredMoments:
 
     ``cxx = X~^T X~`` (d1, d1), ``cyy`` (d2, d2), ``cxy = X~^T Y~`` (d1, d2) with X~ the centred
     rows; ``tr_x = tr(cxx)``; ``row_xy = sum_i ||x~_i||^2 ||y~_i||^2`` (and ``row_xx``,
-    ``row_yy``); ``constant_x`` when tr(cxx) is at most CONSTANT_RTOL times sum_i ||x_i||^2.
+    ``row_yy``; NaN when the state has no row statistics); ``constant_x`` when tr(cxx) is at
+    most CONSTANT_RTOL times sum_i ||x_i||^2.
     """
 
     n: int
@@ -51,34 +53,38 @@ def centred_moments(state: CKAState) -> CentredMoments:
     cxx = s["suu"] - n * torch.outer(mu, mu)
     cyy = s["svv"] - n * torch.outer(mv, mv)
     cxy = s["suv"] - n * torch.outer(mu, mv)
-    tr_x = float(s["sa"]) - n * alpha
-    tr_y = float(s["sb"]) - n * beta
-    row_xy = (
-        float(s["sab"])
-        - 2 * float(mv @ s["sav"])
-        - 2 * float(mu @ s["sbu"])
-        + beta * float(s["sa"])
-        + alpha * float(s["sb"])
-        + 4 * float(mu @ s["suv"] @ mv)
-        - 3 * n * alpha * beta
-    )
-    row_xx = (
-        float(s["saa"])
-        - 4 * float(mu @ s["sau"])
-        + 2 * alpha * float(s["sa"])
-        + 4 * float(mu @ s["suu"] @ mu)
-        - 3 * n * alpha * alpha
-    )
-    row_yy = (
-        float(s["sbb"])
-        - 4 * float(mv @ s["sbv"])
-        + 2 * beta * float(s["sb"])
-        + 4 * float(mv @ s["svv"] @ mv)
-        - 3 * n * beta * beta
-    )
+    sa, sb = float(s["suu"].diagonal().sum()), float(s["svv"].diagonal().sum())
+    tr_x = sa - n * alpha
+    tr_y = sb - n * beta
+    if state.row_stats:
+        row_xy = (
+            float(s["sab"])
+            - 2 * float(mv @ s["sav"])
+            - 2 * float(mu @ s["sbu"])
+            + beta * sa
+            + alpha * sb
+            + 4 * float(mu @ s["suv"] @ mv)
+            - 3 * n * alpha * beta
+        )
+        row_xx = (
+            float(s["saa"])
+            - 4 * float(mu @ s["sau"])
+            + 2 * alpha * sa
+            + 4 * float(mu @ s["suu"] @ mu)
+            - 3 * n * alpha * alpha
+        )
+        row_yy = (
+            float(s["sbb"])
+            - 4 * float(mv @ s["sbv"])
+            + 2 * beta * sb
+            + 4 * float(mv @ s["svv"] @ mv)
+            - 3 * n * beta * beta
+        )
+    else:
+        row_xy = row_xx = row_yy = math.nan  # not accumulated: only the debiased CKA needs them
     sx, sy = state.shift_x, state.shift_y
-    raw_x = float(s["sa"]) + 2 * float(sx @ s["su"]) + n * float(sx @ sx)
-    raw_y = float(s["sb"]) + 2 * float(sy @ s["sv"]) + n * float(sy @ sy)
+    raw_x = sa + 2 * float(sx @ s["su"]) + n * float(sx @ sx)
+    raw_y = sb + 2 * float(sy @ s["sv"]) + n * float(sy @ sy)
     return CentredMoments(
         n=n,
         cxx=cxx,

@@ -43,7 +43,11 @@ def as_2d_tensor(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
 
 
 def check_pair(
-    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, *, same_dim: bool = False
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    *,
+    same_dim: bool = False,
+    finite: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Convert a pair of feature matrices and check that their rows are paired.
 
@@ -53,11 +57,13 @@ def check_pair(
         Features of the same n samples under two models.
     same_dim : bool
         Also require ``d1 == d2`` (paired metrics such as delta_l2).
+    finite : bool
+        Check that every value is finite (callers that check their sums instead pass False).
 
     Returns
     -------
     (Tensor, Tensor)
-        Both 2-D and finite.
+        Both 2-D (and finite when ``finite``).
     """
     tx, ty = as_2d_tensor(x, "X"), as_2d_tensor(y, "Y")
     if tx.shape[0] != ty.shape[0]:
@@ -69,7 +75,7 @@ def check_pair(
         raise ValueError(
             f"X and Y must have the same number of columns, got {tx.shape[1]} and {ty.shape[1]}"
         )
-    for name, t in (("X", tx), ("Y", ty)):
+    for name, t in (("X", tx), ("Y", ty)) if finite else ():
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains NaN or Inf values; metrics need finite features")
     return tx, ty

@@ -22,7 +22,7 @@ import torch
 from empirical._moments import CentredMoments, centred_moments
 from empirical._util import check_pair
 
-CHUNK = 8192
+CHUNK = 4096
 """Rows per float32 product before the result is added to the float64 sums."""
 
 
@@ -32,65 +32,74 @@ class CKAState:
 
     Attributes are sums over the rows seen so far of the shifted rows u = x - s_x, v = y - s_y:
     ``su`` (d1,), ``sv`` (d2,), ``suu`` = U^T U (d1, d1), ``svv`` (d2, d2), ``suv`` = U^T V
-    (d1, d2); row norms a_i = ||u_i||^2, b_i = ||v_i||^2 enter ``sa, sb, saa, sbb, sab`` and the
-    vectors ``sau`` = sum a_i u_i, ``sbu``, ``sav``, ``sbv`` (needed by the debiased estimator).
+    (d1, d2). With ``row_stats`` (needed by the debiased estimator only) also the row norms
+    a_i = ||u_i||^2, b_i = ||v_i||^2 in ``saa, sbb, sab`` and the vectors ``sau`` =
+    sum a_i u_i, ``sbu``, ``sav``, ``sbv``.
     """
 
+    row_stats: bool = True
     n: int = 0
     shift_x: torch.Tensor | None = None
     shift_y: torch.Tensor | None = None
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
-    raw_sq_x: float = 0.0
-    raw_sq_y: float = 0.0
+
+
+SHIFT_ROWS = 256
+"""Rows of the first batch whose mean is the fixed shift (any shift near the mean will do)."""
+
+
+def _init_sums(state: CKAState, x: torch.Tensor, y: torch.Tensor) -> None:
+    f64 = torch.float64
+    state.shift_x = x[:SHIFT_ROWS].to(f64).mean(0)
+    state.shift_y = y[:SHIFT_ROWS].to(f64).mean(0)
+    d1, d2 = x.shape[1], y.shape[1]
+    names = {"su": (d1,), "sv": (d2,), "suu": (d1, d1), "svv": (d2, d2), "suv": (d1, d2)}
+    if state.row_stats:
+        names |= {"sau": (d1,), "sbu": (d1,), "sav": (d2,), "sbv": (d2,)}
+        names |= {"saa": (), "sbb": (), "sab": ()}
+    state.sums = {k: torch.zeros(shape, dtype=f64) for k, shape in names.items()}
 
 
 def _cka_update(state: CKAState, x: torch.Tensor, y: torch.Tensor) -> CKAState:
-    """Add a batch of paired rows ``x`` (m, d1), ``y`` (m, d2) to ``state`` (in place)."""
+    """Add a batch of paired rows ``x`` (m, d1), ``y`` (m, d2) to ``state`` (in place).
+
+    Cost: the three products U^T U, V^T V, U^T V in the input precision, chunk by chunk, plus
+    O(m (d1 + d2)) for the shift and column sums (and the row norms when ``row_stats``).
+    """
     if x.shape[0] == 0:
         return state
     if state.shift_x is None or state.shift_y is None:
-        state.shift_x = x.to(torch.float64).mean(0)
-        state.shift_y = y.to(torch.float64).mean(0)
-        d1, d2 = x.shape[1], y.shape[1]
-        z = torch.zeros
-        f64 = torch.float64
-        state.sums = {
-            "su": z(d1, dtype=f64), "sv": z(d2, dtype=f64),
-            "suu": z(d1, d1, dtype=f64), "svv": z(d2, d2, dtype=f64), "suv": z(d1, d2, dtype=f64),
-            "sau": z(d1, dtype=f64), "sbu": z(d1, dtype=f64),
-            "sav": z(d2, dtype=f64), "sbv": z(d2, dtype=f64),
-            "sa": z((), dtype=f64), "sb": z((), dtype=f64),
-            "saa": z((), dtype=f64), "sbb": z((), dtype=f64), "sab": z((), dtype=f64),
-        }  # fmt: skip
+        _init_sums(state, x, y)
     elif x.shape[1] != state.sums["su"].shape[0] or y.shape[1] != state.sums["sv"].shape[0]:
         raise ValueError(
             f"batch feature dimensions ({x.shape[1]}, {y.shape[1]}) differ from the first batch "
             f"({state.sums['su'].shape[0]}, {state.sums['sv'].shape[0]})"
         )
     s = state.sums
+    assert state.shift_x is not None
+    assert state.shift_y is not None
+    f64 = torch.float64
     sx = state.shift_x.to(x.dtype)
     sy = state.shift_y.to(y.dtype)
     for start in range(0, x.shape[0], CHUNK):
         u = x[start : start + CHUNK] - sx
         v = y[start : start + CHUNK] - sy
-        a = (u * u).sum(1)
-        b = (v * v).sum(1)
-        f64 = torch.float64
-        s["su"] += u.sum(0, dtype=f64)
-        s["sv"] += v.sum(0, dtype=f64)
+        s["su"] += u.sum(0).to(f64)
+        s["sv"] += v.sum(0).to(f64)
         s["suu"] += (u.T @ u).to(f64)
         s["svv"] += (v.T @ v).to(f64)
         s["suv"] += (u.T @ v).to(f64)
-        s["sau"] += (a @ u).to(f64)
-        s["sbu"] += (b @ u).to(f64)
-        s["sav"] += (a @ v).to(f64)
-        s["sbv"] += (b @ v).to(f64)
-        a64, b64 = a.to(f64), b.to(f64)
-        s["sa"] += a64.sum()
-        s["sb"] += b64.sum()
-        s["saa"] += a64 @ a64
-        s["sbb"] += b64 @ b64
-        s["sab"] += a64 @ b64
+        if state.row_stats:
+            a = torch.linalg.vector_norm(u, dim=1) ** 2
+            b = torch.linalg.vector_norm(v, dim=1) ** 2
+            s["sau"] += (a @ u).to(f64)
+            s["sbu"] += (b @ u).to(f64)
+            s["sav"] += (a @ v).to(f64)
+            s["sbv"] += (b @ v).to(f64)
+            a64, b64 = a.to(f64), b.to(f64)
+            s["saa"] += a64 @ a64
+            s["sbb"] += b64 @ b64
+            s["sab"] += a64 @ b64
     state.n += int(x.shape[0])
     return state
 
@@ -104,6 +113,16 @@ def _cka_compute(state: CKAState, debiased: bool = False) -> float:
     """Linear CKA of the rows accumulated in ``state``; see :func:`linear_cka`."""
     if state.n < 2:
         raise ValueError(f"linear CKA needs at least n=2 samples, got n={state.n}")
+    if not all(bool(torch.isfinite(state.sums[k]).all()) for k in ("suu", "svv", "suv")):
+        raise ValueError(
+            "X or Y contains NaN or Inf values (or their float32 products overflowed); CKA needs "
+            "finite features"
+        )
+    if debiased and not state.row_stats:
+        raise ValueError(
+            "debiased CKA needs the row-norm sums: accumulate with debiased=True "
+            "(StreamingLinearCKA(debiased=True))"
+        )
     if debiased and state.n < 4:
         raise ValueError(
             f"debiased linear CKA needs at least n=4 samples (unbiased HSIC divides by "
@@ -170,12 +189,18 @@ def linear_cka(
         Rows differ, non-finite values, n < 2 (n < 4 when debiased), or a debiased
         self-similarity that is not positive.
     """
-    x, y = check_pair(X, Y)
-    return _cka_compute(_cka_update(CKAState(), x, y), debiased=debiased)
+    x, y = check_pair(X, Y, finite=False)  # finiteness is checked on the sums instead
+    return _cka_compute(_cka_update(CKAState(row_stats=debiased), x, y), debiased=debiased)
 
 
 class StreamingLinearCKA:
     """Exact linear CKA over batches in O(d1^2 + d2^2 + d1 d2) memory.
+
+    Parameters
+    ----------
+    debiased : bool
+        Also accumulate the O(n (d1 + d2)) row-norm sums that the debiased estimator needs,
+        and make it the default of :meth:`compute`.
 
     Feeding the rows of X and Y in any batches gives the same value as :func:`linear_cka` on
     the concatenated arrays (up to floating-point rounding).
@@ -192,8 +217,9 @@ class StreamingLinearCKA:
     True
     """
 
-    def __init__(self) -> None:
-        self.state = CKAState()
+    def __init__(self, debiased: bool = False) -> None:
+        self.debiased = debiased
+        self.state = CKAState(row_stats=debiased)
 
     @property
     def n(self) -> int:
@@ -202,12 +228,16 @@ class StreamingLinearCKA:
 
     def update(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> None:
         """Add a batch of paired rows X (m, d1), Y (m, d2)."""
-        x, y = check_pair(X, Y)
+        x, y = check_pair(X, Y, finite=False)
         _cka_update(self.state, x, y)
 
-    def compute(self, debiased: bool = False) -> float:
-        """Linear CKA of all rows seen so far (see :func:`linear_cka`)."""
-        return _cka_compute(self.state, debiased=debiased)
+    def compute(self, debiased: bool | None = None) -> float:
+        """Linear CKA of all rows seen so far (see :func:`linear_cka`).
+
+        ``debiased`` defaults to the constructor's choice; the debiased estimator is only
+        available when the accumulator was created with ``debiased=True``.
+        """
+        return _cka_compute(self.state, debiased=self.debiased if debiased is None else debiased)
 
     def moments(self) -> CentredMoments:
         """Centred second moments of everything seen so far (for Procrustes, angles)."""

@@ -53,9 +53,9 @@ def _data_for(client: str, data: Mapping[str, Any]) -> str:
 class _LayerAcc:
     """Accumulators of one (client, layer): paired sums, CKA moments, minibatch HSICs."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: tuple[str, ...]) -> None:
         self.paired = torch.zeros(5, dtype=torch.float64)
-        self.moments = CKAState()
+        self.moments = CKAState(row_stats="cka_debiased" in metrics)
         self.minibatch = torch.zeros(4, dtype=torch.float64)
 
     def update(self, g: torch.Tensor, c: torch.Tensor, metrics: tuple[str, ...]) -> None:
@@ -206,7 +206,7 @@ def compare_checkpoints(
                         source=str(global_checkpoint),
                     )
                 )
-            accs = {ref.label: _LayerAcc() for ref in refs}
+            accs = {ref.label: _LayerAcc(chosen) for ref in refs}
             feats = iter_features(
                 client_model,
                 inputs[key],

@@ -52,7 +52,7 @@ def procrustes_distance(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tens
         Constant features: 0.0 if both X and Y are constant, sqrt(2) if only one is.
     """
     x, y = check_pair(X, Y)
-    return _procrustes_from_moments(centred_moments(_cka_update(CKAState(), x, y)))
+    return _procrustes_from_moments(centred_moments(_cka_update(CKAState(row_stats=False), x, y)))
 
 
 def _top_eig(c: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, int]:

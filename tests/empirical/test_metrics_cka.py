@@ -87,7 +87,7 @@ def test_streaming_equals_one_shot_for_any_batching(
     x, y = _pair(seed % 1000, n=45)
     x = x + 100.0  # a large mean must not hurt the streaming path
     bounds = [0, *sorted(cuts), 45]
-    acc = StreamingLinearCKA()
+    acc = StreamingLinearCKA(debiased=True)
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         acc.update(x[lo:hi], y[lo:hi])
     assert acc.n == 45
@@ -95,6 +95,17 @@ def test_streaming_equals_one_shot_for_any_batching(
     # Gram form on the un-shifted rows (its n x n products lose digits under a large mean).
     ref = gram_linear_cka(x - 100.0, y, debiased)
     assert acc.compute(debiased) == pytest.approx(ref, abs=1e-9)
+
+
+def test_streaming_debiased_needs_row_statistics() -> None:
+    x, y = _pair(14)
+    acc = StreamingLinearCKA()
+    acc.update(x, y)
+    assert acc.compute() == pytest.approx(linear_cka(x, y), abs=1e-12)
+    with pytest.raises(ValueError, match="debiased=True"):
+        acc.compute(debiased=True)
+    with pytest.raises(ValueError, match="dimensions"):
+        acc.update(x[:, :3], y)
 
 
 def test_float32_input_close_to_float64_reference() -> None:
@@ -122,11 +133,18 @@ def test_constant_features_have_defined_value(debiased: bool) -> None:
     assert linear_cka(const, np.zeros((20, 2)), debiased) == 1.0
 
 
-def test_nan_is_rejected() -> None:
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_are_rejected(bad: float) -> None:
     x, y = _pair(9)
-    x[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    clean = x.copy()
+    x[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN or Inf"):
         linear_cka(x, y)
+    acc = StreamingLinearCKA()
+    acc.update(clean, y)
+    acc.update(x, y)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        acc.compute()
 
 
 def test_row_mismatch_is_rejected() -> None:
