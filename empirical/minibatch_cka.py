@@ -13,6 +13,9 @@ import torch
 
 from empirical._util import check_pair
 
+GROUP = 8
+"""Minibatches processed together (batched Gram matrices)."""
+
 
 def hsic_unbiased(K: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
     r"""Unbiased HSIC estimator of Song et al. (2012) Eq. 5, batched over leading dimensions.
@@ -108,11 +111,13 @@ def minibatch_cka(
     n = x.shape[0]
     full = (n // batch_size) * batch_size
     sums = torch.zeros(4, dtype=torch.float64)
-    if full:
+    step = GROUP * batch_size  # a few batches at a time: memory independent of n
+    for start in range(0, full, step):
+        stop = min(start + step, full)
         _minibatch_update(
             sums,
-            x[:full].reshape(-1, batch_size, x.shape[1]),
-            y[:full].reshape(-1, batch_size, y.shape[1]),
+            x[start:stop].reshape(-1, batch_size, x.shape[1]),
+            y[start:stop].reshape(-1, batch_size, y.shape[1]),
         )
     if n - full >= 4:
         _minibatch_update(sums, x[full:], y[full:])
