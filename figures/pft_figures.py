@@ -1,0 +1,1 @@
+"""PFT comparison figures: tradeoff, distortion and flooding (synthetic beside real)."""

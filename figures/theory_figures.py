@@ -1,0 +1,358 @@
+"""Theorem-validation figures: [CLOSER] Lemma 4.3, Theorems 4.4 and 4.5, and [KUMAR].
+
+Theory curves come from :mod:`theory` (closed forms); simulation markers from :mod:`synthetic`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from figures._style import PALETTE, draw, finish, new_figure, tidy
+from figures.registry import FigureSpec, Settings, register
+
+Row = dict[str, Any]
+
+
+def _seeds(quick: bool, full: int, small: int = 1) -> list[int]:
+    return list(range(small if quick else full))
+
+
+# --------------------------------------------------------------------------- lemma-4.3
+
+
+def lemma43_settings(quick: bool) -> Settings:
+    """Grid of ||V*_com|| and lambda for :func:`lemma43_data`."""
+    return {
+        "d": 12, "m": 3, "C": 4, "eta": 0.2, "client": 0,
+        "vcom_norm": [0.5, 2.0] if quick else [0.5, 1.0, 2.0],
+        "lam": [0.5, 2.0] if quick else [0.25, 0.5, 1.0, 1.5, 2.0],
+        "seeds": _seeds(quick, 2),
+    }  # fmt: skip
+
+
+def lemma43_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
+    """Predicted ([CLOSER] Lemma 4.3) versus simulated one-step FT feature displacement.
+
+    Panel ``rows``: per shared row j, predicted ||(B_FT - B*)_j|| = 2 eta lambda |(V_0)_j| (x)
+    against the simulated norm (y). Panel ``total``: ||B_FT - B*||_F against lambda, theory
+    line 2 eta lambda ||V*_com|| and simulation markers. ``max_entry_error`` is the largest
+    entrywise |B_sim - B_pred| of the run.
+    """
+    from synthetic import (  # noqa: I001
+        Hyper,
+        SimConfig,
+        client_objectives,
+        draw_problem,
+        ideal_global_model,
+        run_method,
+    )
+    from theory import lemma43_rows
+
+    rows: list[Row] = []
+    eta, client = float(settings["eta"]), int(settings["client"])
+    lams = [float(v) for v in settings["lam"]]
+    for vn in settings["vcom_norm"]:
+        series = f"‖V*com‖={vn:g}"
+        dense = np.linspace(0.0, max(lams), 41)
+        for lam in dense:
+            rows.append({"panel": "total", "series": f"{series} theory", "kind": "line",
+                         "x": lam, "y": 2 * eta * lam * float(vn)})  # fmt: skip
+        for lam in lams:
+            totals = []
+            for seed in settings["seeds"]:
+                cfg = SimConfig(
+                    d=int(settings["d"]), m=int(settings["m"]), C=int(settings["C"]), lam=lam,
+                    vcom_norm=float(vn), eta=eta, client=client, seed=int(seed),
+                )  # fmt: skip
+                problem = draw_problem(cfg)
+                V0, B0 = ideal_global_model(problem)
+                fit = run_method("ft", V0, B0, client_objectives(problem, np.array([client])),
+                                 Hyper(eta=eta))  # fmt: skip
+                B_pred, _ = lemma43_rows(problem.b_star, problem.v_com, client, lam, eta)
+                err = float(np.abs(fit.B[0] - B_pred).max())
+                sim_rows = np.linalg.norm(fit.B[0] - problem.b_star, axis=1)
+                pred_rows = np.linalg.norm(B_pred - problem.b_star, axis=1)
+                for j in range(int(settings["m"])):
+                    rows.append({"panel": "rows", "series": series, "kind": "marker",
+                                 "x": pred_rows[j], "y": sim_rows[j], "lam": lam,
+                                 "seed": seed, "row": j, "max_entry_error": err})  # fmt: skip
+                totals.append(float(np.linalg.norm(fit.B[0] - problem.b_star)))
+            rows.append({"panel": "total", "series": f"{series} sim", "kind": "marker",
+                         "x": lam, "y": float(np.mean(totals)), "lo": min(totals),
+                         "hi": max(totals)})  # fmt: skip
+    frame = tidy(rows)
+    top = float(frame.loc[frame["panel"] == "rows", "x"].max())
+    diag = tidy([{"panel": "rows", "series": "y = x", "kind": "dashed", "x": v, "y": v}
+                 for v in (0.0, top)])  # fmt: skip
+    return pd.concat([frame, diag], ignore_index=True)
+
+
+def lemma43_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    """Two panels: predicted vs simulated row displacements; ||B_FT - B*||_F vs lambda."""
+    fig, (a, b) = new_figure(ax, 2)
+    series = [s for s in data.loc[data["panel"] == "rows", "series"].unique() if s != "y = x"]
+    colors = {s: PALETTE[i] for i, s in enumerate(series)} | {"y = x": "#555555"}
+    colors |= {f"{s} theory": PALETTE[i] for i, s in enumerate(series)}
+    colors |= {f"{s} sim": PALETTE[i] for i, s in enumerate(series)}
+    draw(a, data, "rows", colors)
+    finish(a, "(a) shared rows of B_FT − B*", "predicted ‖row‖ = 2ηλ|V0_j| (feature units)",
+           "simulated ‖row‖ (feature units)")  # fmt: skip
+    draw(b, data, "total", colors)
+    finish(b, "(b) total distortion", "heterogeneity λ", "‖B_FT − B*‖_F (feature units)")
+    fig.suptitle("Lemma 4.3: one FT step moves the shared rows along u_i, as predicted")
+    return fig
+
+
+register(
+    FigureSpec(
+        name="lemma-4.3",
+        caption=(
+            "[CLOSER] Lemma 4.3, isotropic inputs, one FT step from (B*, [V*_com; 0]): the m "
+            "shared feature rows move by 2·eta·lambda·(V_0)_j·u_i. (a) Simulated row "
+            "displacements lie on "
+            "y = x; (b) ||B_FT - B*||_F grows linearly in lambda with slope 2·eta·||V*_com||."
+        ),
+        settings=lemma43_settings,
+        data=lemma43_data,
+        plot=lemma43_plot,
+    )
+)
+
+
+# --------------------------------------------------------------------------- thm-4.4
+
+
+def thm44_settings(quick: bool) -> Settings:
+    """Settings of :func:`thm44_data` (isotropic concept shift, one FT step)."""
+    return {
+        "d": 12, "m": 3, "C": 4, "vcom_norm": 1.0,
+        "eta": [0.1, 0.25, 0.5],
+        "lam": [0.5, 1.0, 1.5, 2.0] if quick else [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0],
+        "phase_eta": np.linspace(0.05, 0.6, 6 if quick else 16).round(4).tolist(),
+        "phase_vcom_sq": np.linspace(0.0, 3.0, 5 if quick else 13).round(4).tolist(),
+        "phase_lam": 1.0,
+        "seeds": _seeds(quick, 3, 2),
+    }  # fmt: skip
+
+
+def thm44_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
+    """Global loss vs lambda and the phase map of the winner ([CLOSER] Thm 4.4).
+
+    Panel ``loss``: theory lines and simulated mean (min-max over seeds and clients). Panel
+    ``phase``: the simulated winner over (eta, ||V*_com||^2) and the boundary 2 eta s = 1.
+    """
+    from synthetic import SimConfig, expand_grid, simulate
+    from theory import lpft_wins_boundary, thm44_losses_from
+
+    d, m, C = int(settings["d"]), int(settings["m"]), int(settings["C"])
+    s = 1.0 + float(settings["vcom_norm"]) ** 2
+    etas = [float(e) for e in settings["eta"]]
+    rows: list[Row] = []
+    dense = np.linspace(0.0, max(settings["lam"]), 41)
+    for eta in etas:
+        theory = thm44_losses_from(dense, eta, s, C)
+        ft = theory["global_loss_ft"]
+        rows += [{"panel": "loss", "series": f"FT η={eta:g} theory", "kind": "line", "x": x,
+                  "y": y} for x, y in zip(dense, ft, strict=True)]  # fmt: skip
+    lpft = thm44_losses_from(dense, etas[0], s, C)["global_loss_lpft"]
+    rows += [{"panel": "loss", "series": "LP-FT theory", "kind": "line", "x": x, "y": y}
+             for x, y in zip(dense, lpft, strict=True)]  # fmt: skip
+    base = SimConfig(d=d, m=m, C=C, vcom_norm=float(settings["vcom_norm"]))
+    seeds = list(settings["seeds"])
+    grid = {"lam": [float(v) for v in settings["lam"]], "eta": etas, "seed": seeds}
+    sim = simulate(expand_grid(base, grid), ["ft", "lpft"], metrics=["global_loss"])
+    stats = sim.groupby(["method", "eta", "lam"], sort=True)["value"].agg(["mean", "min", "max"])
+    for key, row in stats.iterrows():
+        method, eta, lam = cast(tuple[Any, ...], key)
+        if method == "lpft" and eta != etas[0]:
+            continue  # LP-FT does not depend on eta: one marker series
+        name = f"FT η={eta:g} sim" if method == "ft" else "LP-FT sim"
+        rows.append({"panel": "loss", "series": name, "kind": "marker", "x": lam,
+                     "y": row["mean"], "lo": row["min"], "hi": row["max"]})  # fmt: skip
+    # Phase map: sign of G_FT - G_LPFT from the simulation at lambda = phase_lam.
+    vsq = [float(v) for v in settings["phase_vcom_sq"]]
+    pgrid = {"eta": [float(e) for e in settings["phase_eta"]],
+             "vcom_norm": [float(np.sqrt(v)) for v in vsq]}  # fmt: skip
+    pbase = SimConfig(d=d, m=m, C=C, lam=float(settings["phase_lam"]), seed=seeds[0])
+    phase = simulate(expand_grid(pbase, pgrid), ["ft", "lpft"], metrics=["global_loss"])
+    means = phase.groupby(["eta", "vcom_norm", "method"])["value"].mean().unstack("method")
+    for key, row in means.iterrows():
+        eta, vn = cast(tuple[Any, ...], key)
+        gap = row["ft"] - row["lpft"]
+        tol = 1e-9 * max(abs(row["ft"]), 1.0)
+        label = "LP-FT lower (sim)" if gap > tol else "FT lower (sim)" if gap < -tol else "tie"
+        rows.append({"panel": "phase", "series": label, "kind": "marker", "x": eta,
+                     "y": float(vn) ** 2, "gap": gap})  # fmt: skip
+    fine = np.linspace(min(pgrid["eta"]), max(pgrid["eta"]), 101)
+    bound = lpft_wins_boundary(fine)
+    keep = (bound >= min(vsq)) & (bound <= max(vsq))
+    rows += [{"panel": "phase", "series": "theory: 2ηs = 1", "kind": "line", "x": x, "y": y}
+             for x, y in zip(fine[keep], bound[keep], strict=True)]  # fmt: skip
+    return tidy(rows)
+
+
+def thm44_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    """Global loss vs lambda (theory lines + simulation markers); phase map of the winner."""
+    fig, (a, b) = new_figure(ax, 2, size=3.6)
+    etas = [s.split()[1] for s in data["series"].unique() if s.startswith("FT η=")]
+    colors: dict[str, str] = {}
+    for i, e in enumerate(dict.fromkeys(etas)):
+        colors |= {f"FT {e} theory": PALETTE[i], f"FT {e} sim": PALETTE[i]}
+    colors |= {"LP-FT theory": "#000000", "LP-FT sim": "#000000"}
+    draw(a, data, "loss", colors)
+    finish(a, "(a) global loss over D_G, ‖V*com‖ = 1", "heterogeneity λ",
+           "global loss (squared error)")  # fmt: skip
+    phase_colors = {"LP-FT lower (sim)": PALETTE[2], "FT lower (sim)": PALETTE[3],
+                    "tie": PALETTE[7], "theory: 2ηs = 1": "#000000"}  # fmt: skip
+    draw(b, data, "phase", phase_colors)
+    finish(b, "(b) who has the lower global loss", "step size η", "‖V*com‖²")
+    fig.suptitle("Theorem 4.4: LP-FT beats FT on global loss iff 2ηs ≥ 1 (s = 1 + ‖V*com‖²)")
+    return fig
+
+
+register(
+    FigureSpec(
+        name="thm-4.4",
+        caption=(
+            "[CLOSER] Theorem 4.4 (isotropic concept shift, one step). (a) Global loss over D_G "
+            "versus lambda: FT's lambda^2(1 - 4 eta s/C + 4 eta^2 s^2) for three step sizes and "
+            "LP-FT's 2 lambda^2 (C-1)/C (lines) match the simulation (markers: mean, min-max over "
+            "seeds and clients); FT is below LP-FT for the small step. (b) Simulated winner over "
+            "(eta, ||V*_com||^2): LP-FT is lower exactly above the theory curve 2 eta s = 1."
+        ),
+        settings=thm44_settings,
+        data=thm44_data,
+        plot=thm44_plot,
+    )
+)
+
+
+# --------------------------------------------------------------------------- thm-4.5
+
+
+def thm45_settings(quick: bool) -> Settings:
+    """Settings of :func:`thm45_data` (covariate + concept shift, one FT step)."""
+    return {
+        "d": 12, "m": 3, "C": 4, "eps": 0.3, "covariate": "mix", "mix": 0.5, "eta": 0.1,
+        "client": 0, "lam_max": 2.0, "lam_sim": 5 if quick else 9,
+        "sweep_mix": np.linspace(0.0, 1.0, 6 if quick else 21).round(4).tolist(),
+        "sweep_eta": [0.05, 0.1, 0.2, 0.3, 0.5],
+        "seeds": [0],
+    }  # fmt: skip
+
+
+def thm45_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
+    """Global loss vs lambda with lambda*, and lambda* vs the mean geometry ([CLOSER] Thm 4.5).
+
+    Panels ``loss`` and ``gap`` (FT - LP-FT): theory polynomial and simulation, lambda* marked.
+    Panel ``sweep``: finite lambda* against ``mix`` per eta. Panel ``regime``: whether lambda*
+    is finite, infinite or absent (a2 < b2) over (mix, eta).
+    """
+    from synthetic import SimConfig, expand_grid, simulate
+    from theory import lambda_star, thm45_coefficients
+
+    seed = int(settings["seeds"][0])
+    keys = ("d", "m", "C", "eps", "covariate", "mix", "eta", "client")
+    base = SimConfig(**{k: settings[k] for k in keys}, seed=seed)
+    co = thm45_coefficients(base)
+    a2, a3, a4, b2 = (float(v[0]) for v in (co.a2, co.a3, co.a4, co.b2))
+    lam_max = float(settings["lam_max"])
+    dense = np.linspace(0.0, lam_max, 81)
+    rows: list[Row] = []
+    rows += [{"panel": "loss", "series": "FT theory", "kind": "line", "x": x,
+              "y": a2 * x**2 + a3 * x**3 + a4 * x**4} for x in dense]  # fmt: skip
+    rows += [{"panel": "loss", "series": "LP-FT theory", "kind": "line", "x": x, "y": b2 * x**2}
+             for x in dense]  # fmt: skip
+    lams = np.linspace(lam_max / (int(settings["lam_sim"])), lam_max, int(settings["lam_sim"]))
+    sim = simulate(expand_grid(base, {"lam": lams.round(6).tolist()}), ["ft", "lpft"],
+                   metrics=["global_loss"])  # fmt: skip
+    for method, label in (("ft", "FT sim"), ("lpft", "LP-FT sim")):
+        block = sim[sim["method"] == method]
+        rows += [{"panel": "loss", "series": label, "kind": "marker", "x": x, "y": y}
+                 for x, y in zip(block["lam"], block["value"], strict=True)]  # fmt: skip
+    star = lambda_star(a2, a3, a4, b2)
+    if star.value is not None:
+        rows.append({"panel": "loss", "series": "λ*", "kind": "marker", "x": star.value,
+                     "y": b2 * star.value**2})  # fmt: skip
+    gap = dense**2 * ((a2 - b2) + a3 * dense + a4 * dense**2)
+    rows += [{"panel": "gap", "series": "theory", "kind": "line", "x": x, "y": y}
+             for x, y in zip(dense, gap, strict=True)]  # fmt: skip
+    wide = sim.pivot_table(index="lam", columns="method", values="value")
+    rows += [{"panel": "gap", "series": "simulation", "kind": "marker", "x": lam,
+              "y": r["ft"] - r["lpft"]} for lam, r in wide.iterrows()]  # fmt: skip
+    if star.value is not None:
+        rows.append({"panel": "gap", "series": "λ*", "kind": "marker", "x": star.value, "y": 0.0})
+    for eta in settings["sweep_eta"]:
+        line: list[Row] = []
+        for mix in settings["sweep_mix"]:
+            cfg = SimConfig(**{k: settings[k] for k in keys if k not in ("mix", "eta")},
+                            mix=float(mix), eta=float(eta), seed=seed)  # fmt: skip
+            c = thm45_coefficients(cfg)
+            res = lambda_star(float(c.a2[0]), float(c.a3[0]), float(c.a4[0]), float(c.b2[0]))
+            value = res.value if res.value is not None else np.nan
+            line.append({"panel": "sweep", "series": f"η={float(eta):g}", "kind": "line",
+                         "x": mix, "y": value, "regime": res.regime})  # fmt: skip
+            rows.append({"panel": "regime", "series": _REGIMES[res.regime], "kind": "marker",
+                         "x": mix, "y": float(eta), "regime": res.regime})  # fmt: skip
+        if any(np.isfinite(r["y"]) for r in line):
+            rows += line
+    return tidy(rows)
+
+
+_REGIMES = {
+    "finite": "finite λ*",
+    "infinite": "λ* = ∞ (LP-FT better for all λ)",
+    "none": "no λ* (FT better at small λ)",
+    "tie": "a2 = b2 (tie)",
+}
+
+
+def thm45_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    """Loss and FT - LP-FT gap vs lambda with lambda*; lambda* and its regime vs geometry."""
+    fig, (a, b, c, e) = new_figure(ax, 4, ncols=2, size=3.7)
+    colors = {"FT theory": PALETTE[0], "FT sim": PALETTE[0], "LP-FT theory": "#000000",
+              "LP-FT sim": "#000000", "λ*": PALETTE[3], "theory": PALETTE[4],
+              "simulation": PALETTE[4]}  # fmt: skip
+    draw(a, data, "loss", colors)
+    finish(a, "(a) global loss (mix = 0.5)", "heterogeneity λ",
+           "global loss (squared error)")  # fmt: skip
+    draw(b, data, "gap", colors)
+    b.axhline(0.0, color="#777777", lw=0.8)
+    finish(b, "(b) FT − LP-FT (> 0: LP-FT better)", "heterogeneity λ",
+           "global-loss difference (squared error)")  # fmt: skip
+    draw(c, data, "sweep")
+    c.set_yscale("log")
+    finish(c, "(c) λ* where it is finite", "mix (0: mean = own u_i, 1: shared feature)",
+           "λ* (log scale)")  # fmt: skip
+    regime_colors = {_REGIMES["finite"]: PALETTE[0], _REGIMES["infinite"]: PALETTE[2],
+                     _REGIMES["none"]: PALETTE[3], _REGIMES["tie"]: PALETTE[7]}  # fmt: skip
+    draw(e, data, "regime", regime_colors)
+    finish(e, "(d) does λ* exist?", "mix (0: mean = own u_i, 1: shared feature)", "step size η")
+    e.legend(frameon=True, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2)
+    fig.suptitle("Theorem 4.5: covariate + concept shift; λ* exists only for some geometries")
+    return fig
+
+
+register(
+    FigureSpec(
+        name="thm-4.5",
+        caption=(
+            "[CLOSER] Theorem 4.5 (client means e_i + eps z, one step). (a) FT's global loss "
+            "a2 l^2 + a3 l^3 + a4 l^4 and LP-FT's b2 l^2 (lines) match the simulation (markers); "
+            "(b) their difference crosses 0 at lambda* (red), below which LP-FT is better. (c) "
+            "lambda* as the client means move from own (u_i) to shared feature directions, per "
+            "eta; (d) where lambda* is finite, infinite (LP-FT always better) or does not exist "
+            "(a2 < b2: FT better for small lambda) over (mix, eta)."
+        ),
+        settings=thm45_settings,
+        data=thm45_data,
+        plot=thm45_plot,
+    )
+)
