@@ -30,18 +30,7 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "delta_l2_se",
     "head_change",
 )
-METRICS: tuple[str, ...] = (
-    "local_loss",
-    "global_loss",
-    "global_loss_others",
-    "ood_loss",
-    "feature_distortion_fro",
-    "feature_distortion_local",
-    "delta_l2",
-    "delta_l2_se",
-    "head_change",
-    "feature_angle_max",
-)
+METRICS: tuple[str, ...] = (*DEFAULT_METRICS, "feature_angle_max")
 
 _RANK_TOL = 1e-14  # eigenvalues below this fraction of the largest carry no Monte-Carlo noise
 

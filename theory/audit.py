@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from synthetic._io import atomic_write_text
 from synthetic.config import SimConfig
 from theory.claims import CLAIMS, claim_ids, get_claim
 from theory.closed_forms import thm44_losses
@@ -297,17 +296,8 @@ def format_table(rows: Sequence[AuditRow]) -> str:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (see :func:`synthetic._io.atomic_write_text`)."""
+    atomic_write_text(path, text)
 
 
 def report_json(rows: Sequence[AuditRow], budget: int, seed: int) -> str:
