@@ -136,7 +136,7 @@ def make_preset(
     """Build a named preset.
 
     Full presets: 5 clients, CNN, FedAvg 40 rounds x 1 local epoch (lr 0.1), PFT 15 epochs
-    (lr 0.01; LP-FT 5 LP + 10 FT epochs). ``quick``: 3 clients, 5 rounds, 3 PFT epochs, 2 soup
+    (lr 0.01; LP-FT 5 LP + 10 FT epochs). ``quick``: 3 clients, 10 rounds, 3 PFT epochs, 2 soup
     ingredients (for tests; seconds per seed).
 
     Parameters
@@ -163,7 +163,7 @@ def make_preset(
     pft_local = LocalConfig(lr=0.01, batch_size=32, momentum=0.9)
     if quick:
         data = ClientDataConfig(n_clients=3, shifts=shifts)
-        fed = FedAvgConfig(rounds=5, local=fed_local)
+        fed = FedAvgConfig(rounds=10, local=fed_local)
         pft = PFTConfig(epochs=3, local=pft_local, lp_epochs=1, n_ingredients=2, lss_weight_steps=5)
     else:
         data = ClientDataConfig(n_clients=5, shifts=shifts)

@@ -187,3 +187,12 @@ def test_quick_cli_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "| lss |" in printed
     assert main(argv) == 0
     assert "trained 0 unit(s), skipped 6 finished" in capsys.readouterr().out
+
+
+def test_runs_are_reproducible_from_the_seed(tmp_path: Path) -> None:
+    config = make_preset("digits-label", quick=True, variants=("sparse",))
+    run_experiment(config, tmp_path / "a", seeds=[3], progress=False)
+    run_experiment(config, tmp_path / "b", seeds=[3], progress=False)
+    a, b = load_metrics(tmp_path / "a"), load_metrics(tmp_path / "b")
+    pd.testing.assert_frame_equal(a, b)
+    assert load_epoch_log(tmp_path / "a").equals(load_epoch_log(tmp_path / "b"))
