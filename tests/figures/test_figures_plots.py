@@ -18,6 +18,7 @@ from figures._style import expected_lines, plotted_lines, tidy
 from figures.registry import figure_names, get_figure
 
 THEORY = ["lemma-4.3", "thm-4.4", "thm-4.5", "kumar"]
+PFT = ["tradeoff", "distortion", "flooding"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +30,7 @@ def _close_figures():
 @pytest.fixture(scope="module")
 def theory_data(tmp_path_factory) -> dict[str, pd.DataFrame]:
     work = tmp_path_factory.mktemp("work")
-    return {n: get_figure(n).data(get_figure(n).settings(True), work / n) for n in THEORY}
+    return {n: get_figure(n).data(get_figure(n).settings(True), work / n) for n in THEORY + PFT}
 
 
 def test_registry_has_every_required_figure():
@@ -40,7 +41,7 @@ def test_registry_has_every_required_figure():
         get_figure("nope")
 
 
-@pytest.mark.parametrize("name", THEORY)
+@pytest.mark.parametrize("name", THEORY + PFT)
 def test_plot_returns_figure_and_draws_the_data(name, theory_data):
     data = theory_data[name]
     fig = get_figure(name).plot(data)
