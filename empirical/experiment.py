@@ -132,6 +132,7 @@ def make_preset(
     quick: bool = False,
     model: str = "cnn",
     variants: Sequence[str] | None = None,
+    flood_level: float | None = None,
 ) -> ExperimentConfig:
     """Build a named preset.
 
@@ -150,6 +151,8 @@ def make_preset(
         Model registry name.
     variants : sequence of str, optional
         PFT variants (all when omitted).
+    flood_level : float, optional
+        Loss-flooding level ``b`` for every PFT variant (none when omitted).
 
     Returns
     -------
@@ -160,7 +163,7 @@ def make_preset(
         raise ValueError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
     shifts = _PRESET_SHIFTS[name]
     fed_local = LocalConfig(lr=0.1, batch_size=32, momentum=0.9)
-    pft_local = LocalConfig(lr=0.01, batch_size=32, momentum=0.9)
+    pft_local = LocalConfig(lr=0.01, batch_size=32, momentum=0.9, flood_level=flood_level)
     if quick:
         data = ClientDataConfig(n_clients=3, shifts=shifts)
         fed = FedAvgConfig(rounds=10, local=fed_local)

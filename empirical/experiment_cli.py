@@ -41,6 +41,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="comma-separated PFT variants (default: ft,lp,lpft,proximal,sparse,soup,lss,split)",
     )
+    parser.add_argument(
+        "--flood",
+        type=float,
+        default=None,
+        metavar="B",
+        help="loss-flooding level b >= 0 for every PFT variant (default: no flooding)",
+    )
     parser.add_argument("--model", default="cnn", help="model registry name: cnn or mlp")
     parser.add_argument("--out", required=True, help="output directory (created; resumable)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -57,7 +64,9 @@ def _handle(args: argparse.Namespace) -> int:
     variants = None
     if args.variants is not None:
         variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    config = make_preset(args.preset, quick=args.quick, model=args.model, variants=variants)
+    config = make_preset(
+        args.preset, quick=args.quick, model=args.model, variants=variants, flood_level=args.flood
+    )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")

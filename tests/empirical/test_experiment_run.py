@@ -140,6 +140,10 @@ def test_checkpoints_load_in_the_distortion_cli(run_dir: Path, tmp_path: Path) -
         (["--preset", "digits-label", "--variants", "ft,magic"], "magic"),
         (["--preset", "digits-label", "--model", "resnet"], "unknown model 'resnet'"),
         (["--preset", "digits-label", "--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (
+            ["--preset", "digits-label", "--flood", "-0.5"],
+            "flood_level must be >= 0 or None, got -0.5",
+        ),
     ],
 )
 def test_cli_bad_input(
@@ -196,3 +200,18 @@ def test_runs_are_reproducible_from_the_seed(tmp_path: Path) -> None:
     a, b = load_metrics(tmp_path / "a"), load_metrics(tmp_path / "b")
     pd.testing.assert_frame_equal(a, b)
     assert load_epoch_log(tmp_path / "a").equals(load_epoch_log(tmp_path / "b"))
+
+
+def test_flood_level_reaches_every_variant(tmp_path: Path) -> None:
+    out = tmp_path / "flood"
+    argv = ["experiment", "--preset", "digits-label", "--quick", "--seeds", "1", "--variants",
+            "ft", "--flood", "0.5", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["pft"]["local"]["flood_level"] == 0.5
+    assert config["fedavg"]["local"]["flood_level"] is None
+    plain = make_preset("digits-label", quick=True, variants=("ft",))
+    run_experiment(plain, tmp_path / "plain", seeds=[0], progress=False)
+    flooded = load_metrics(out).query("variant == 'ft' and metric == 'delta'")["value"].to_numpy()
+    unflooded = load_metrics(tmp_path / "plain").query("variant == 'ft' and metric == 'delta'")
+    assert not (flooded == unflooded["value"].to_numpy()).all()  # flooding changed training
