@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, SequentialSampler
 from tqdm.auto import tqdm
 
 from empirical._moments import centred_moments
@@ -166,6 +167,11 @@ def compare_checkpoints(
     inputs: dict[str, Inputs] = {}
     for key in dict.fromkeys(keys.values()):
         given = data[key]
+        if isinstance(given, DataLoader) and not isinstance(given.sampler, SequentialSampler):
+            raise ValueError(
+                f"data {key!r} is a DataLoader with a random sampler: the global and client "
+                "features must see the samples in the same order; use shuffle=False"
+            )
         inputs[key] = load_inputs(given) if isinstance(given, (str, Path)) else given
     want_features = any(m in chosen for m in FEATURE_METRICS)
     n_batches = [

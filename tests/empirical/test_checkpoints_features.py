@@ -169,6 +169,9 @@ def test_compare_bad_inputs(tmp_path: Path) -> None:
         compare_checkpoints(SPEC, g, {"a": c}, {"a": _x(3)}, metrics=["cka_debiased"])
     with pytest.raises(LayerNotFoundError):
         compare_checkpoints(SPEC, g, {"a": c}, {"a": _x()}, layers=["fc9"])
+    shuffled = DataLoader(TensorDataset(_x()), batch_size=8, shuffle=True)
+    with pytest.raises(ValueError, match="shuffle=False"):
+        compare_checkpoints(SPEC, g, {"a": c}, {"a": shuffled})
 
 
 def test_constant_features_defined_in_table(tmp_path: Path) -> None:
