@@ -265,17 +265,18 @@ def bench_pipeline(repeats: int, lines: list[str]) -> None:
             compare_checkpoints("cnn", f"{tmp}/global.pt", paths, {"*": x}, model_kwargs=kwargs,
                                 metrics=metrics, batch_size=256)  # fmt: skip
 
-        def best(fn) -> float:  # type: ignore[no-untyped-def]
-            out = []
-            for _ in range(repeats):
+        runs = {
+            "bare": bare,
+            "core": lambda: pipeline(["delta_l2", "relative_l2", "cosine_distance", "cka"]),
+            "all": lambda: pipeline(None),
+        }
+        best = dict.fromkeys(runs, float("inf"))
+        for _ in range(repeats):  # interleaved: the machine is shared, load drifts
+            for key, fn in runs.items():
                 t0 = time.perf_counter()
                 fn()
-                out.append(time.perf_counter() - t0)
-            return min(out)
-
-        t_bare = best(bare)
-        t_all = best(lambda: pipeline(None))
-        t_core = best(lambda: pipeline(["delta_l2", "relative_l2", "cosine_distance", "cka"]))
+                best[key] = min(best[key], time.perf_counter() - t0)
+        t_bare, t_core, t_all = best["bare"], best["core"], best["all"]
     lines += [
         "",
         f"pipeline: registry 'cnn' {kwargs}, n={n} inputs (1x16x16), 1 global + {clients} "
@@ -295,6 +296,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/bench_metrics.txt")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--skip-cka", action="store_true")
     args = parser.parse_args()
     lines = [
         "bench_metrics: float32 activations, torch CPU, 2 threads; times are min over repeats "
@@ -304,7 +306,8 @@ def main() -> None:
         f"command: {' '.join(sys.argv)}",
         "",
     ]
-    bench_cka(args.peer_python, args.repeats, lines)
+    if not args.skip_cka:
+        bench_cka(args.peer_python, args.repeats, lines)
     if not args.skip_pipeline:
         bench_pipeline(args.repeats, lines)
     out = Path(args.out)
