@@ -81,7 +81,7 @@ def check_pair(
     return tx, ty
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], *, binary: bool) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[Any]], object], *, binary: bool) -> Path:
     """Write a file atomically: write to a temporary file in the same folder, then rename.
 
     Parameters
@@ -107,6 +107,9 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], *, binary: 
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

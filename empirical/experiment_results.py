@@ -5,11 +5,11 @@ Accuracies are fractions in [0, 1] in the CSVs and percentages in ``summary.md``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from empirical._util import atomic_write
 from empirical.pft import VARIANTS
 
 __all__ = [
@@ -152,11 +152,8 @@ def summary_markdown(summary: pd.DataFrame) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (see :func:`empirical._util.atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(text), binary=False)
 
 
 def write_outputs(out: Path) -> pd.DataFrame:
