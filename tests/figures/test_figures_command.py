@@ -81,3 +81,14 @@ def test_bad_input_exits_2_naming_the_value(tmp_path, capsys, argv, needle):
     code = main(["figures", "--quick", "--no-progress", "--out", str(tmp_path), *argv])
     assert code == 2
     assert needle in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_of_every_figure_writes_every_file(tmp_path):
+    """The whole ``feddistort figures --quick``: every registered figure, files and hashes."""
+    out = tmp_path / "all"
+    assert main(["figures", "--quick", "--no-progress", "--out", str(out)]) == 0
+    names = registry.figure_names()
+    assert len(names) >= 7
+    manifest = _check_outputs(out, names)
+    assert set(manifest) == set(names)
