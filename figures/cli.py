@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "theory.cli",
     "empirical.cli",
     "empirical.experiment_cli",
+    "synthetic.sweep_cli",
     "figures.command",
 )
 

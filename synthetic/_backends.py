@@ -1,0 +1,166 @@
+"""Run independent tasks on joblib (serial, loky), Dask distributed or Ray; yield as they finish.
+
+The sweep engine (:mod:`synthetic.sweep`) hands every backend the same picklable function and
+the same tasks; a backend only decides where the calls run. Nothing here schedules work itself:
+joblib, Dask and Ray do. Results are yielded in completion order; the caller orders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from synthetic.config import ConfigError
+
+BACKENDS: tuple[str, ...] = ("serial", "loky", "dask", "ray")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def check_backend(backend: str, workers: int, scheduler: str | None) -> None:
+    """Validate a backend choice before any work starts.
+
+    Parameters
+    ----------
+    backend : str
+        One of :data:`BACKENDS`.
+    workers : int
+        Local worker processes (ignored when ``scheduler`` points at an existing cluster).
+    scheduler : str or None
+        Address of an existing Dask scheduler or Ray cluster.
+
+    Raises
+    ------
+    ConfigError
+        Unknown backend, ``workers < 1``, a scheduler for a local backend, or a backend whose
+        optional package is not installed.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"--backend {backend!r} is invalid: expected one of {', '.join(BACKENDS)}"
+        )
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers {workers!r} is invalid: expected an integer >= 1")
+    if scheduler is not None and backend in ("serial", "loky"):
+        raise ConfigError(
+            f"--scheduler {scheduler!r} is invalid with --backend {backend}: expected "
+            "--backend dask or ray (an address is only used to reach an existing cluster)"
+        )
+    if backend == "dask":
+        _require("dask.distributed", "dask", 'pip install "dask[distributed]"')
+    if backend == "ray":
+        _require("ray", "ray", 'pip install "feddistort[ray]"')
+
+
+def _require(module: str, backend: str, hint: str) -> None:
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise ConfigError(
+            f"--backend {backend} is unavailable: the optional package {module!r} is not "
+            f"installed (expected it importable; install it with: {hint})"
+        )
+
+
+def run_tasks(
+    func: Callable[[T], R],
+    tasks: Sequence[T],
+    *,
+    backend: str = "loky",
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> Iterator[R]:
+    """Call ``func`` on every task on a backend and yield the results as they complete.
+
+    Parameters
+    ----------
+    func : callable
+        Module-level (picklable) function of one task; it should not raise (wrap errors into
+        its return value) so that one bad task does not cancel the others.
+    tasks : sequence
+        Picklable task descriptions.
+    backend : str
+        ``serial`` (this process), ``loky`` (joblib process pool, default), ``dask`` (a Dask
+        distributed client at ``scheduler``, or a LocalCluster of ``workers`` processes), or
+        ``ray`` (a Ray cluster at ``scheduler``, or a local one with ``workers`` CPUs).
+    workers : int
+        Worker processes for local pools.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``) or Ray cluster
+        (``ray://host:10001`` or ``auto``).
+
+    Yields
+    ------
+    object
+        ``func(task)`` for each task, in completion order.
+    """
+    check_backend(backend, workers, scheduler)
+    if not tasks:
+        return
+    if backend == "serial":
+        for task in tasks:
+            yield func(task)
+    elif backend == "loky":
+        yield from _joblib(func, tasks, workers)
+    elif backend == "dask":
+        yield from _dask(func, tasks, workers, scheduler)
+    else:
+        yield from _ray(func, tasks, workers, scheduler)
+
+
+def _joblib(func: Callable[[T], R], tasks: Sequence[T], workers: int) -> Iterator[R]:
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(func)(task) for task in tasks)
+
+
+def _dask(
+    func: Callable[[T], R], tasks: Sequence[T], workers: int, scheduler: str | None
+) -> Iterator[R]:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster: Any = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = [client.submit(func, task, pure=False) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+            future.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _ray(
+    func: Callable[[T], R], tasks: Sequence[T], workers: int, scheduler: str | None
+) -> Iterator[R]:  # pragma: no cover - ray is an optional extra, not installed in CI
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        if scheduler is None:
+            ray.init(num_cpus=workers)
+        else:
+            ray.init(address=scheduler)
+    try:
+        remote = ray.remote(func)
+        pending = [remote.remote(task) for task in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()
