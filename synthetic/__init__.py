@@ -52,6 +52,7 @@ from synthetic.problem import (
     stack_problems,
 )
 from synthetic.simulate import clients_of, expand_grid, simulate, simulate_batch
+from synthetic.sweep import SweepSpec, run_sweep, spec_from_mapping
 
 try:
     __version__ = version("feddistort")
@@ -70,6 +71,7 @@ __all__ = [
     "Objective",
     "Problem",
     "SimConfig",
+    "SweepSpec",
     "__version__",
     "apply_inputs",
     "client_heads",
@@ -100,11 +102,13 @@ __all__ = [
     "quadratic_form",
     "run_method",
     "run_metrics",
+    "run_sweep",
     "sample_inputs",
     "second_moment",
     "select_clients",
     "simulate",
     "simulate_batch",
     "snip_mask",
+    "spec_from_mapping",
     "stack_problems",
 ]
