@@ -55,22 +55,12 @@ def parse_grid(text: str) -> tuple[str, list[object]]:
     return key, [parse_value(key, v) for v in items]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``simulate`` subcommand."""
-    from synthetic.methods import METHODS
-    from synthetic.metrics import DEFAULT_METRICS, METRICS
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--set KEY=VALUE`` and ``--grid KEY=...`` options.
 
-    parser = subparsers.add_parser(
-        "simulate",
-        help="run the two-layer linear simulator over a grid of configurations",
-        description=(
-            "Simulate FedAvg + personalized fine-tuning of two-layer linear models y = V^T B x "
-            "on C clients and write a tidy CSV: one row per configuration, seed, client, "
-            "method and metric, with the configuration as JSON beside it."
-        ),
-        epilog=_EPILOG.format(keys=", ".join(field_names())),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    Their destinations are ``sets`` and ``grid``; parse the values with
+    :func:`parse_assignment` and :func:`parse_grid`.
+    """
     parser.add_argument(
         "--set",
         dest="sets",
@@ -87,6 +77,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="sweep a field over NUM evenly spaced values from START to STOP inclusive, or over "
         "a list KEY=a,b,c (repeatable; the grids are crossed)",
     )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``simulate`` subcommand."""
+    from synthetic.methods import METHODS
+    from synthetic.metrics import DEFAULT_METRICS, METRICS
+
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run the two-layer linear simulator over a grid of configurations",
+        description=(
+            "Simulate FedAvg + personalized fine-tuning of two-layer linear models y = V^T B x "
+            "on C clients and write a tidy CSV: one row per configuration, seed, client, "
+            "method and metric, with the configuration as JSON beside it."
+        ),
+        epilog=_EPILOG.format(keys=", ".join(field_names())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(parser)
     parser.add_argument(
         "--seeds", type=int, default=1, metavar="N", help="seeds per grid point (default 1)"
     )

@@ -44,21 +44,9 @@ def register(subparsers: Any) -> None:
         metavar="SPEC.json",
         help="sweep specification (JSON); --set/--grid/... refine it",
     )
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a configuration field (repeatable)",
-    )
-    parser.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=START:STOP:NUM",
-        help="sweep a field (repeatable; crossed), or KEY=a,b,c",
-    )
+    from synthetic.cli import add_config_arguments
+
+    add_config_arguments(parser)
     parser.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per point")
     parser.add_argument("--methods", default=None, metavar="LIST", help="comma-separated methods")
     parser.add_argument("--metrics", default=None, metavar="LIST", help="comma-separated metrics")

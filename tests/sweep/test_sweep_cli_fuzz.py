@@ -115,5 +115,7 @@ _bad_grids = st.one_of(
 @given(grid=_bad_grids)
 def test_malformed_grid_exits_2(grid: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        err = _check_exit_2(["sweep", "--grid", grid, "--out", f"{tmp}/o"])
+        # "--grid=VALUE": a value such as "-:" must reach our parser, not argparse's option
+        # matching (argparse would exit 2 with its own usage error, also without a traceback).
+        err = _check_exit_2(["sweep", f"--grid={grid}", "--out", f"{tmp}/o"])
         assert "invalid" in err or "unknown" in err
