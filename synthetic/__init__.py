@@ -10,6 +10,7 @@ from synthetic.config import COVARIATES, ConfigError, SimConfig, config_from_map
 from synthetic.fedavg import distance_to_ideal, fedavg, ideal_global_model
 from synthetic.generators import (
     InputModel,
+    apply_inputs,
     client_heads,
     client_means,
     explicit_inputs,
@@ -45,7 +46,6 @@ from synthetic.metrics import (
 from synthetic.problem import (
     Objective,
     Problem,
-    apply_inputs,
     client_objectives,
     draw_problem,
     select_clients,

@@ -282,25 +282,28 @@ def _align(inputs: InputModel, extra: int) -> tuple[Array, Array, Array]:
     )
 
 
-def apply_second_moment(inputs: InputModel, v: Array) -> Array:
-    """Apply S_i to vectors without forming S_i.
+def apply_inputs(inputs: InputModel, v: Array, extra: int = 0) -> Array:
+    """S v in O(d q) for S = e e^T + F F^T + s^2 I of batch shape (...).
 
     Parameters
     ----------
     inputs : InputModel
-        Batch shape (..., C).
-    v : ndarray of shape (..., C, d) or (..., P, C, d)
-        Vectors; an extra axis before C (e.g. the fine-tuned client) broadcasts.
+        Batch shape (...).
+    v : ndarray of shape (..., [extra axes], d)
+        The ``extra`` axes follow the batch axes (e.g. the k rows of a feature matrix).
 
     Returns
     -------
     ndarray, same shape as ``v``
-        S_i v = e_i (e_i . v) + F_i (F_i^T v) + s_i^2 v.
     """
-    mean, factor, scale = _align(inputs, v.ndim - inputs.mean.ndim)
+    mean = inputs.mean.reshape(inputs.mean.shape[:-1] + (1,) * extra + inputs.mean.shape[-1:])
+    scale = inputs.scale.reshape(inputs.scale.shape + (1,) * extra)
     out = mean * np.sum(mean * v, axis=-1, keepdims=True) + (scale**2)[..., None] * v
-    if factor.shape[-1]:
-        out = out + np.einsum("...dq,...q->...d", factor, np.einsum("...dq,...d->...q", factor, v))
+    if inputs.factor.shape[-1]:
+        fac = inputs.factor.reshape(
+            inputs.factor.shape[:-2] + (1,) * extra + inputs.factor.shape[-2:]
+        )
+        out = out + (fac @ (np.swapaxes(fac, -1, -2) @ v[..., None]))[..., 0]
     return out
 
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from synthetic.generators import InputModel, quadratic_form
+from synthetic.generators import InputModel, apply_inputs, quadratic_form
 from synthetic.methods import predictor
-from synthetic.problem import Problem, apply_inputs, select_clients
+from synthetic.problem import Problem, select_clients
 
 Array = NDArray[np.float64]
 

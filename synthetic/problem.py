@@ -18,10 +18,12 @@ from numpy.typing import NDArray
 from synthetic.config import SimConfig
 from synthetic.generators import (
     InputModel,
+    apply_inputs,
     client_heads,
     ground_truth,
     input_model,
     sample_inputs,
+    second_moment,
 )
 
 Array = NDArray[np.float64]
@@ -234,42 +236,7 @@ class Objective:
         if self.S is not None:
             return self.S
         assert self.inputs is not None
-        return second_moment_dense(self.inputs)
-
-
-def apply_inputs(inputs: InputModel, v: Array, extra: int = 0) -> Array:
-    """S v in O(d q) for S = e e^T + F F^T + s^2 I of batch shape (...).
-
-    Parameters
-    ----------
-    inputs : InputModel
-        Batch shape (...).
-    v : ndarray of shape (..., [extra axes], d)
-        The ``extra`` axes follow the batch axes (e.g. the k rows of a feature matrix).
-
-    Returns
-    -------
-    ndarray, same shape as ``v``
-    """
-    mean = inputs.mean.reshape(inputs.mean.shape[:-1] + (1,) * extra + inputs.mean.shape[-1:])
-    scale = inputs.scale.reshape(inputs.scale.shape + (1,) * extra)
-    out = mean * np.sum(mean * v, axis=-1, keepdims=True) + (scale**2)[..., None] * v
-    if inputs.factor.shape[-1]:
-        fac = inputs.factor.reshape(
-            inputs.factor.shape[:-2] + (1,) * extra + inputs.factor.shape[-2:]
-        )
-        out = out + (fac @ (np.swapaxes(fac, -1, -2) @ v[..., None]))[..., 0]
-    return out
-
-
-def second_moment_dense(inputs: InputModel) -> Array:
-    """Dense S = e e^T + F F^T + s^2 I for an input model of any batch shape (..., d)."""
-    mean, factor, scale = inputs.mean, inputs.factor, inputs.scale
-    return (
-        mean[..., :, None] * mean[..., None, :]
-        + factor @ np.swapaxes(factor, -1, -2)
-        + (scale**2)[..., None, None] * np.eye(mean.shape[-1])
-    )
+        return second_moment(self.inputs)
 
 
 def select_clients(inputs: InputModel, clients: NDArray[np.int_]) -> InputModel:
