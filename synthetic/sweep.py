@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from synthetic._backends import check_backend, run_tasks
 from synthetic._io import atomic_write_json, atomic_write_text
@@ -111,6 +111,14 @@ class SweepSpec:
         """Every configuration of the sweep, seeds fastest (validated)."""
         return expand_grid(self.base, self.grid, self.seeds)
 
+    def tasks(self, out: Path) -> list[ChunkTask]:
+        """The chunks of this sweep (:func:`make_tasks`; ``out`` is not used)."""
+        return make_tasks(self)
+
+    def label(self, config: Mapping[str, Any]) -> str:
+        """The grid fields and seed of one configuration, for error messages."""
+        return " ".join(f"{k}={config[k]}" for k in [*self.grid, "seed"])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``spec.json``), with the package version that computed it."""
         return {
@@ -146,6 +154,77 @@ def _grid_values(key: str, values: object) -> list[Any]:
     return out
 
 
+class SweepJob(Protocol):
+    """What :func:`run_sweep` needs from a sweep of any kind (:class:`SweepSpec` is one)."""
+
+    def tasks(self, out: Path) -> list[ChunkTask]:
+        """The chunks, in result order; ``out`` is the sweep folder (for per-chunk work)."""
+        ...
+
+    def label(self, config: Mapping[str, Any]) -> str:
+        """A short description of one configuration of a chunk (for failure reports)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON written to ``spec.json`` (must include ``kind`` and the version)."""
+        ...
+
+
+JobParser = Callable[[Mapping[str, Any]], SweepJob]
+_KINDS: dict[str, JobParser] = {}
+
+
+def register_kind(name: str, parse: JobParser) -> None:
+    """Register a sweep kind: ``parse`` turns a spec mapping into a :class:`SweepJob`.
+
+    Packages that ``synthetic`` must not import (``theory``, ``empirical``) register their
+    kinds from ``figures.sweep_kinds``; the ``sweep`` command imports it before parsing.
+
+    Parameters
+    ----------
+    name : str
+        Value of the spec's ``kind`` key (``"simulate"`` is built in).
+    parse : callable
+        ``mapping -> SweepJob``; raises :class:`ConfigError` naming any bad key or value.
+    """
+    if name == "simulate":
+        raise ConfigError(f"kind={name!r} is invalid: 'simulate' is built in")
+    _KINDS[name] = parse
+
+
+def kind_names() -> tuple[str, ...]:
+    """The sweep kinds known now: ``simulate`` and every registered kind."""
+    return ("simulate", *_KINDS)
+
+
+def job_from_mapping(values: object) -> SweepJob:
+    """Build a validated sweep of the kind named by ``values['kind']`` (default ``simulate``).
+
+    Parameters
+    ----------
+    values : object
+        Parsed JSON; ``simulate`` specs go to :func:`spec_from_mapping`, other kinds to the
+        parser given to :func:`register_kind`.
+
+    Returns
+    -------
+    SweepJob
+
+    Raises
+    ------
+    ConfigError
+        Not a mapping, unknown kind, or anything the kind's parser refuses.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"sweep spec {values!r} is invalid: expected a JSON object")
+    kind = values.get("kind", "simulate")
+    if kind == "simulate":
+        return spec_from_mapping(values)
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ConfigError(f"kind={kind!r} is invalid: expected one of {', '.join(kind_names())}")
+    return _KINDS[kind](values)
+
+
 def spec_from_mapping(values: object) -> SweepSpec:
     """Build a validated :class:`SweepSpec` from parsed JSON.
 
@@ -174,7 +253,10 @@ def spec_from_mapping(values: object) -> SweepSpec:
             f"sweep spec key {unknown[0]!r} is invalid: expected one of {', '.join(SPEC_KEYS)}"
         )
     if values.get("kind", "simulate") != "simulate":
-        raise ConfigError(f"kind={values['kind']!r} is invalid: expected 'simulate'")
+        raise ConfigError(
+            f"kind={values['kind']!r} is invalid: expected 'simulate' here "
+            f"(sweep kinds: {', '.join(kind_names())})"
+        )
     base_values = values.get("base", {})
     grid_values = values.get("grid", {})
     for name, value in (("base", base_values), ("grid", grid_values)):
@@ -256,15 +338,24 @@ def attempt_chunk(task: ChunkTask) -> ChunkOutcome:
 
 
 def chunk_key(
-    configs: Sequence[Mapping[str, Any]], methods: Sequence[str], metrics: Sequence[str]
+    configs: Sequence[Mapping[str, Any]],
+    methods: Sequence[str],
+    metrics: Sequence[str],
+    kind: str = "simulate",
 ) -> str:
-    """The shard key: sha256 (first 24 hex digits) of configurations, methods, metrics, version."""
-    payload = {
+    """The shard key: sha256 (first 24 hex digits) of configurations, methods, metrics, version.
+
+    ``kind`` enters the hash for kinds other than ``simulate`` (whose keys it leaves as they
+    were), so two kinds never share a shard.
+    """
+    payload: dict[str, Any] = {
         "configs": list(configs),
         "methods": list(methods),
         "metrics": list(metrics),
         "version": _version(),
     }
+    if kind != "simulate":
+        payload["kind"] = kind
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -336,7 +427,7 @@ class SweepReport:
     results: Path | None = None
 
 
-def _check_spec_file(out: Path, spec: SweepSpec) -> None:
+def _check_spec_file(out: Path, spec: SweepJob) -> None:
     path = out / "spec.json"
     current = json.loads(json.dumps(spec.to_dict()))
     if path.exists():
@@ -354,7 +445,7 @@ def _check_spec_file(out: Path, spec: SweepSpec) -> None:
 
 
 def run_sweep(
-    spec: SweepSpec,
+    spec: SweepJob,
     out: str | os.PathLike[str],
     *,
     backend: str = "loky",
@@ -368,7 +459,8 @@ def run_sweep(
 
     Parameters
     ----------
-    spec : SweepSpec
+    spec : SweepJob
+        A :class:`SweepSpec` or a sweep of a registered kind (:func:`job_from_mapping`).
     out : path
         Output folder (see the module docstring for its layout).
     backend, workers, scheduler
@@ -378,7 +470,8 @@ def run_sweep(
     progress : bool
         tqdm bar over chunks.
     compute : callable
-        Chunk function (module-level, picklable); :func:`compute_chunk` by default.
+        Chunk function (module-level, picklable) of a :class:`SweepSpec`;
+        :func:`compute_chunk` by default. Other kinds bring their own in their tasks.
 
     Returns
     -------
@@ -389,8 +482,8 @@ def run_sweep(
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"--retries {retries!r} is invalid: expected an integer >= 0")
     check_backend(backend, workers, scheduler)
-    tasks = make_tasks(spec, compute)
     root = Path(out)
+    tasks = make_tasks(spec, compute) if isinstance(spec, SweepSpec) else spec.tasks(root)
     shards = root / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     _check_spec_file(root, spec)
@@ -473,13 +566,17 @@ __all__ = [
     "ChunkOutcome",
     "ChunkTask",
     "SweepReport",
+    "SweepJob",
     "SweepSpec",
     "assemble",
     "attempt_chunk",
     "chunk_key",
     "compute_chunk",
+    "job_from_mapping",
+    "kind_names",
     "make_tasks",
     "read_shard",
+    "register_kind",
     "run_sweep",
     "spec_from_mapping",
     "write_shard",

@@ -1,20 +1,40 @@
-"""``feddistort sweep``: resumable simulator sweeps on joblib, Dask or Ray (argparse only here)."""
+"""``feddistort sweep``: resumable sweeps on joblib, Dask or Ray (argparse only here).
+
+Kinds: ``simulate`` (built in), ``theory`` and ``experiment`` (registered by
+:data:`KIND_MODULES`, imported by name when the command runs: ``synthetic`` itself never
+imports ``theory``, ``empirical`` or ``figures``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Any
+
+# Modules that register extra sweep kinds (synthetic.sweep.register_kind) when imported.
+KIND_MODULES: tuple[str, ...] = ("figures.sweep_kinds",)
 
 _EPILOG = """\
 examples:
   feddistort sweep --grid lam=0:2:21 --grid eta=0.05:0.5:10 --seeds 5 --out runs/lam-eta
   feddistort sweep spec.json --backend dask --scheduler tcp://head:8786 --out runs/big
   feddistort sweep spec.json --backend ray --scheduler auto --out runs/big
+  feddistort sweep --kind theory --claims thm-4.4,lemma-4.3 --grid eta=0.05:0.5:10 --out runs/th
+  feddistort sweep --kind experiment --presets digits-iid --seeds 3 --quick --out runs/exp
 
 Rerunning the same command resumes: finished shards are kept, missing or corrupted ones are
 recomputed. spec.json: {"base": {"d": 12}, "grid": {"lam": [0, 1, 2], "eta": "0.1:0.5:5"},
 "seeds": 3, "methods": ["ft", "lpft"], "metrics": ["local_loss"], "chunk": 64}
+
+kinds (spec key "kind" or --kind):
+  simulate    (default) simulator metrics per configuration, seed, client, method, metric
+  theory      {"kind": "theory", "claims": [...], "base": ..., "grid": ..., "seeds": N}: one row
+              per (configuration, claim) with holds, conclusion_holds, max_abs_error, tolerance;
+              configurations outside a claim's hypotheses get a 'skipped' reason
+  experiment  {"kind": "experiment", "presets": [...], "seeds": N, "quick": true,
+              "variants": [...]}: one chunk per (preset, seed), run in DIR/work/<key>/; the
+              shard is that run's tidy metrics table (seeds 0..N-1)
 """
 
 
@@ -28,9 +48,10 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         "sweep",
-        help="resumable simulator sweep in checksummed shards (joblib, Dask or Ray)",
+        help="resumable simulator/theory/experiment sweep in checksummed shards",
         description=(
-            "Split a simulator sweep into chunks of configurations, run them on a backend and "
+            "Split a sweep (simulator, theory checks or experiment presets) into chunks, run "
+            "them on a backend (joblib, Dask or Ray) and "
             "write each finished chunk atomically as a shard; DIR/results.csv gathers them in "
             "configuration order (identical bytes whatever the backend and worker count)."
         ),
@@ -47,7 +68,32 @@ def register(subparsers: Any) -> None:
     from synthetic.cli import add_config_arguments
 
     add_config_arguments(parser)
-    parser.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per point")
+    parser.add_argument(
+        "--kind", default=None, metavar="KIND", help="simulate (default), theory or experiment"
+    )
+    parser.add_argument(
+        "--claims", default=None, metavar="LIST", help="theory: comma-separated claim ids"
+    )
+    parser.add_argument(
+        "--presets", default=None, metavar="LIST", help="experiment: comma-separated presets"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_const",
+        const=True,
+        default=None,
+        help="experiment: the presets' quick versions",
+    )
+    parser.add_argument(
+        "--variants", default=None, metavar="LIST", help="experiment: comma-separated variants"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seeds per point (experiment: seeds 0..N-1 per preset)",
+    )
     parser.add_argument("--methods", default=None, metavar="LIST", help="comma-separated methods")
     parser.add_argument("--metrics", default=None, metavar="LIST", help="comma-separated metrics")
     parser.add_argument(
@@ -82,7 +128,7 @@ def register(subparsers: Any) -> None:
 
 
 def build_spec(args: argparse.Namespace) -> Any:
-    """Merge SPEC.json (if any) with the command-line options into a validated SweepSpec.
+    """Merge SPEC.json (if any) with the command-line options into a validated sweep.
 
     Parameters
     ----------
@@ -90,14 +136,19 @@ def build_spec(args: argparse.Namespace) -> Any:
 
     Returns
     -------
-    synthetic.sweep.SweepSpec
+    synthetic.sweep.SweepJob
+        A :class:`synthetic.sweep.SweepSpec` for ``kind`` simulate, else the registered kind's
+        sweep (the modules of :data:`KIND_MODULES` are imported first).
     """
     import json
     from pathlib import Path
 
     from synthetic.cli import parse_assignment, parse_grid
     from synthetic.config import ConfigError
-    from synthetic.sweep import spec_from_mapping
+    from synthetic.sweep import job_from_mapping
+
+    for module in KIND_MODULES:
+        importlib.import_module(module)
 
     values: dict[str, Any] = {}
     if args.spec is not None:
@@ -119,10 +170,20 @@ def build_spec(args: argparse.Namespace) -> Any:
         if not isinstance(grid, dict):
             raise ConfigError(f"grid={grid!r} is invalid: expected a JSON object")
         values["grid"] = {**grid, **dict(parse_grid(t) for t in args.grid)}
-    for name in ("seeds", "methods", "metrics", "chunk"):
-        if getattr(args, name) is not None:
+    for name in (
+        "kind",
+        "claims",
+        "presets",
+        "quick",
+        "variants",
+        "seeds",
+        "methods",
+        "metrics",
+        "chunk",
+    ):
+        if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
-    return spec_from_mapping(values)
+    return job_from_mapping(values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +199,9 @@ def run(args: argparse.Namespace) -> int:
         0 when every chunk is done, 1 when some chunk failed every attempt (listed on stderr
         and in DIR/failures.json; the other chunks are kept).
     """
-    from synthetic.sweep import make_tasks, run_sweep
+    from pathlib import Path
+
+    from synthetic.sweep import run_sweep
 
     spec = build_spec(args)
     report = run_sweep(
@@ -151,12 +214,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     if report.failed:
-        varying = [*spec.grid, "seed"]
-        tasks = make_tasks(spec)
+        tasks = spec.tasks(Path(args.out))
         for index, error in sorted(report.failed.items()):
-            configs = "; ".join(
-                " ".join(f"{k}={c[k]}" for k in varying) for c in tasks[index].configs
-            )
+            configs = "; ".join(spec.label(c) for c in tasks[index].configs)
             print(
                 f"feddistort sweep: chunk {index} failed after {args.retries + 1} attempt(s): "
                 f"{error}; configurations: {configs}",
