@@ -29,6 +29,7 @@ from synthetic.sweep import (
     ChunkTask,
     SweepSpec,
     chunk_key,
+    parse_names,
     register_kind,
     spec_from_mapping,
 )
@@ -52,28 +53,6 @@ def _check_keys(values: Mapping[str, Any], kind: str, allowed: Sequence[str]) ->
         raise ConfigError(
             f"{kind} sweep spec key {unknown[0]!r} is invalid: expected one of {', '.join(allowed)}"
         )
-
-
-def _name_list(value: object, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    """Names from a list of str or a comma-separated str, each in ``allowed``, no duplicates."""
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        items = [v.strip() for v in value]
-    else:
-        raise ConfigError(
-            f"{name}={value!r} is invalid: expected a list of names among {', '.join(allowed)}"
-        )
-    if not items:
-        raise ConfigError(
-            f"{name}={value!r} is invalid: expected at least one of {', '.join(allowed)}"
-        )
-    for item in items:
-        if item not in allowed:
-            raise ConfigError(f"{name}={item!r} is invalid: expected one of {', '.join(allowed)}")
-    if len(set(items)) != len(items):
-        raise ConfigError(f"{name}={value!r} is invalid: expected distinct names")
-    return tuple(items)
 
 
 def _theory_rng_seed(seed: int, claim: str) -> list[int]:
@@ -193,7 +172,7 @@ def theory_from_mapping(values: Mapping[str, Any]) -> TheorySweep:
         raise ConfigError(
             f"claims is missing: a theory sweep needs claims among {', '.join(claim_ids())}"
         )
-    claims = _name_list(values["claims"], "claims", claim_ids())
+    claims = parse_names(values["claims"], "claims", claim_ids(), distinct=True)
     rest = {k: values[k] for k in ("base", "grid", "seeds", "chunk") if k in values}
     return TheorySweep(spec_from_mapping(rest), claims)
 
@@ -300,7 +279,7 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
         raise ConfigError(
             f"presets is missing: an experiment sweep needs presets among {', '.join(PRESETS)}"
         )
-    presets = _name_list(values["presets"], "presets", PRESETS)
+    presets = parse_names(values["presets"], "presets", PRESETS, distinct=True)
     seeds = values.get("seeds", 1)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds={seeds!r} is invalid: expected an integer >= 1")
@@ -313,7 +292,11 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
             f"chunk={chunk!r} is invalid: an experiment sweep runs one (preset, seed) per chunk"
         )
     raw_variants = values.get("variants")
-    variants = None if raw_variants is None else _name_list(raw_variants, "variants", VARIANTS)
+    variants = (
+        None
+        if raw_variants is None
+        else parse_names(raw_variants, "variants", VARIANTS, distinct=True)
+    )
     for name in presets:  # validates the whole configuration before any work starts
         make_preset(name, quick=quick, variants=variants)
     return ExperimentSweep(presets, seeds, quick, variants)

@@ -46,8 +46,30 @@ def _version() -> str:
     return __version__
 
 
-def _names(value: object, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    """Method or metric names from a list of str or a comma-separated str."""
+def parse_names(
+    value: object, name: str, allowed: Sequence[str], *, distinct: bool = False
+) -> tuple[str, ...]:
+    """Names from a list of str or a comma-separated str, each in ``allowed``.
+
+    Parameters
+    ----------
+    value : object
+        A list/tuple of str or a comma-separated str.
+    name : str
+        The spec key, for error messages.
+    allowed : sequence of str
+    distinct : bool
+        Also refuse repeated names.
+
+    Returns
+    -------
+    tuple of str
+
+    Raises
+    ------
+    ConfigError
+        Wrong type, no names, a name not in ``allowed`` or (with ``distinct``) a repeat.
+    """
     if isinstance(value, str):
         items = [v.strip() for v in value.split(",") if v.strip()]
     elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -56,9 +78,15 @@ def _names(value: object, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
         raise ConfigError(
             f"{name}={value!r} is invalid: expected a list of names among {', '.join(allowed)}"
         )
-    if not items or any(v not in allowed for v in items):
-        bad = next((v for v in items if v not in allowed), "[]")
-        raise ConfigError(f"{name}={bad!r} is invalid: expected one of {', '.join(allowed)}")
+    if not items:
+        raise ConfigError(
+            f"{name}={value!r} is invalid: expected at least one of {', '.join(allowed)}"
+        )
+    for item in items:
+        if item not in allowed:
+            raise ConfigError(f"{name}={item!r} is invalid: expected one of {', '.join(allowed)}")
+    if distinct and len(set(items)) != len(items):
+        raise ConfigError(f"{name}={value!r} is invalid: expected distinct names")
     return tuple(items)
 
 
@@ -97,7 +125,7 @@ class SweepSpec:
         _positive_int(self.seeds, "seeds")
         _positive_int(self.chunk, "chunk")
         check_methods(self.methods)
-        _names(list(self.metrics), "metrics", METRICS)
+        parse_names(list(self.metrics), "metrics", METRICS)
         unknown = sorted(set(self.grid) - set(field_names()))
         if unknown:
             raise ConfigError(
@@ -277,8 +305,8 @@ def spec_from_mapping(values: object) -> SweepSpec:
         base=base,
         grid=grid,
         seeds=_positive_int(values.get("seeds", 1), "seeds"),
-        methods=_names(values.get("methods", list(METHODS)), "methods", (*METHODS, "global")),
-        metrics=_names(values.get("metrics", list(DEFAULT_METRICS)), "metrics", METRICS),
+        methods=parse_names(values.get("methods", list(METHODS)), "methods", (*METHODS, "global")),
+        metrics=parse_names(values.get("metrics", list(DEFAULT_METRICS)), "metrics", METRICS),
         chunk=_positive_int(values.get("chunk", DEFAULT_CHUNK), "chunk"),
     )
 
@@ -575,6 +603,7 @@ __all__ = [
     "job_from_mapping",
     "kind_names",
     "make_tasks",
+    "parse_names",
     "read_shard",
     "register_kind",
     "run_sweep",
