@@ -14,7 +14,7 @@ from synthetic.config import SimConfig
 from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, gradients, run_method
 from synthetic.metrics import principal_angles
-from synthetic.problem import Problem, client_objectives, draw_problem
+from synthetic.problem import Objective, Problem, client_objectives, draw_problem
 from synthetic.simulate import clients_of
 from theory.records import EXACT_ATOL, EXACT_RTOL, CheckRecord, compare
 
@@ -97,6 +97,24 @@ def _diverged(config: SimConfig, claim: str, *arrays: Array) -> CheckRecord | No
     )
 
 
+def _ft_trajectory(
+    config: SimConfig, claim: str
+) -> tuple[Problem, NDArray[np.int_], Objective, Array, Array] | CheckRecord:
+    """FT iterates from the idealized global model, or the claim's "diverged" record.
+
+    Returns (problem, clients, objective, V_path (steps + 1, P, k), B_path (steps + 1, P, k, d)).
+    """
+    problem, clients, v0, b0, hp = _setup(config)
+    objective = client_objectives(problem, clients)
+    fit = run_method("ft", v0, b0, objective, hp, trajectory=True)
+    assert fit.V_path is not None
+    assert fit.B_path is not None
+    bad = _diverged(config, claim, fit.V_path, fit.B_path)
+    if bad is not None:
+        return bad
+    return problem, clients, objective, fit.V_path, fit.B_path
+
+
 def span_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
     """B_t u = B_0 u for u ⟂ rowspace(X_i) at every FT and LP-FT step ([KUMAR] span lemma).
 
@@ -141,15 +159,10 @@ def span_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
 def balance_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
     """Each GD step changes V V^T - B B^T by eta^2 (g_V g_V^T - g_B g_B^T) (exact; rng unused)."""
     del rng
-    problem, clients, v0, b0, hp = _setup(config)
-    objective = client_objectives(problem, clients)
-    fit = run_method("ft", v0, b0, objective, hp, trajectory=True)
-    assert fit.V_path is not None
-    assert fit.B_path is not None
-    bad = _diverged(config, "kumar-balance", fit.V_path, fit.B_path)
-    if bad is not None:
-        return bad
-    V, B = fit.V_path, fit.B_path  # (steps + 1, P, k), (steps + 1, P, k, d)
+    run = _ft_trajectory(config, "kumar-balance")
+    if isinstance(run, CheckRecord):
+        return run
+    _, _, objective, V, B = run  # (steps + 1, P, k), (steps + 1, P, k, d)
     imbalance = V[..., :, None] * V[..., None, :] - B @ np.swapaxes(B, -1, -2)
     g_v, g_b, _ = gradients(V[:-1], B[:-1], objective, config.loss_scale)
     predicted = config.eta**2 * (
@@ -257,15 +270,11 @@ def thm31_bound(problem: Problem, config: SimConfig, client: int) -> dict[str, f
 def thm31_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
     """min_t sqrt(L_ood(FT_t)) >= Thm 3.1's bound on the simulated trajectory (rng unused)."""
     del rng
-    problem, clients, v0, b0, hp = _setup(config)
-    objective = client_objectives(problem, clients)
-    fit = run_method("ft", v0, b0, objective, hp, trajectory=True)
-    assert fit.V_path is not None
-    assert fit.B_path is not None
-    bad = _diverged(config, "kumar-thm-3.1", fit.V_path, fit.B_path)
-    if bad is not None:
-        return bad
-    root_ood = np.sqrt(np.min(_ood(problem, clients, fit.V_path, fit.B_path), axis=0))
+    run = _ft_trajectory(config, "kumar-thm-3.1")
+    if isinstance(run, CheckRecord):
+        return run
+    problem, clients, _, V, B = run
+    root_ood = np.sqrt(np.min(_ood(problem, clients, V, B), axis=0))
     bounds = [thm31_bound(problem, config, int(i)) for i in clients]
     bound = np.array([b["bound"] for b in bounds])
     violation = float(np.max(bound - root_ood, initial=0.0))
