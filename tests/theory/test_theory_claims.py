@@ -85,13 +85,16 @@ def test_thm44_closed_form_equals_simulator(dim, seed, lam, eta, vcom, loss):
     config = _iso(dim, seed=seed, lam=lam, eta=eta, vcom_norm=vcom, loss=loss)
     record = check_claim("thm-4.4", config, np.random.default_rng(0))
     assert record.holds, record.to_dict()
-    # The derived condition decides the simulated winner (away from the tie tau = 1): LP-FT
-    # wins iff tau >= 1, except the exact tie at tau = 0 when C = 2.
-    pred = thm44_losses(config)
-    assume(abs(pred["tau"] - 1.0) > 1e-6 and lam > 1e-3)
-    assert record.conclusion_holds == pred["lpft_wins"]
-    if not (config.C == 2 and pred["tau"] < 1e-6):
-        assert record.conclusion_holds == (pred["tau"] >= 1.0)
+    # The derived condition decides the simulated winner wherever the simulated winner is
+    # resolvable: the check compares the simulated losses with a relative tolerance of 1e-9,
+    # so a predicted gap G_FT - G_LPFT = c_L lam^2 (tau - 1)(tau + 1 - 2/C) below 1e-8 of the
+    # loss scale (tau = 1, the tie tau = 0 at C = 2, eta ~ 1e-14, lam ~ 0) says nothing about
+    # the sign. Away from it, the simulated winner is LP-FT iff tau >= 1 (or tau = 0, C = 2).
+    gap = thm44_losses(config)
+    pred_gap = gap["global_loss_ft"] - gap["global_loss_lpft"]
+    if abs(pred_gap) > 1e-8 * max(1.0, abs(gap["global_loss_ft"])):
+        assert record.conclusion_holds == gap["lpft_wins"], (pred_gap, record.to_dict())
+        assert record.conclusion_holds == (gap["tau"] >= 1.0)
 
 
 @given(
