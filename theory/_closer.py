@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,12 +13,22 @@ from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, run_method
 from synthetic.problem import client_objectives, draw_problem
 from synthetic.simulate import clients_of, simulate
-from theory.closed_forms import lambda_star, lemma43_rows, thm44_losses, thm45_coefficients
-from theory.records import CheckRecord, compare
+from theory.closed_forms import (
+    lemma43_rows,
+    thm44_losses,
+    thm45_coefficients,
+    thm45_intervals,
+    thm45_lambda_stars,
+)
+from theory.records import CheckRecord, all_finite, compare, diverged_record
 
 Array = NDArray[np.float64]
 COVARIATE_MEANS: tuple[str, ...] = ("own", "shared", "random", "basis", "mix")
 LOSS_KEYS: tuple[str, ...] = ("global_loss", "global_loss_others", "local_loss")
+#: Name of the paper's conclusion evaluated over the other clients only (empirical "Global").
+OTHERS = "paper's conclusion over the other clients"
+SIM_DIVERGED = "the simulated FT step diverged (parameters beyond the simulator's bound 1e100)"
+FORM_OVERFLOW = "the closed form overflows float64 at this step size (FT diverges)"
 
 
 def _one_step_population(claim: str, config: SimConfig) -> list[str]:
@@ -79,15 +90,15 @@ def thm45_hypotheses(config: SimConfig, claim: str = "thm-4.5") -> list[str]:
     return failures
 
 
-def _simulated_losses(config: SimConfig) -> dict[str, Array]:
-    """Simulated ft/lpft losses per fine-tuning client: keys '<metric>_<method>'."""
-    frame = simulate([config], ["ft", "lpft"])
+def _simulated_losses(config: SimConfig) -> tuple[dict[str, Array], bool]:
+    """Simulated ft/lpft losses per fine-tuning client (keys '<metric>_<method>'), diverged."""
+    frame = simulate([config], ["ft", "lpft"], metrics=list(LOSS_KEYS))
     out: dict[str, Array] = {}
     for method in ("ft", "lpft"):
         for metric in LOSS_KEYS:
             rows = frame[(frame["method"] == method) & (frame["metric"] == metric)]
             out[f"{metric}_{method}"] = rows.sort_values("client")["value"].to_numpy(float)
-    return out
+    return out, bool(frame["diverged"].any())
 
 
 # ---------------------------------------------------------------- Lemma 4.3
@@ -139,40 +150,59 @@ def thm44_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
     """Theorem 4.4 closed forms versus the simulator, per client (exact; rng unused).
 
     ``conclusion_holds`` is the paper's conclusion on the *simulated* losses: LP-FT's global
-    loss (D_G) is no larger than FT's for every fine-tuning client.
+    loss (D_G) is no larger than FT's for every fine-tuning client; ``conclusions`` holds the
+    same over the other clients. A step size that overflows gives a ``diverged`` record.
     """
     del rng
     pred = thm44_losses(config)
     n = len(clients_of(config))
     predicted = {key: np.full(n, float(pred[key])) for key in THM44_SIM_KEYS}
-    sim = _simulated_losses(config)
+    if not all_finite(*predicted.values()):
+        return diverged_record("thm-4.4", config, f"{FORM_OVERFLOW} (tau = {pred['tau']:.3g})")
+    sim, diverged = _simulated_losses(config)
+    if diverged:
+        return diverged_record("thm-4.4", config, f"{SIM_DIVERGED} (tau = {pred['tau']:.3g})")
     measured = {key: sim[key] for key in THM44_SIM_KEYS}
-    tol = 1e-9 * max(1.0, float(np.max(np.abs(measured["global_loss_ft"]))))
-    wins = bool(np.all(measured["global_loss_lpft"] <= measured["global_loss_ft"] + tol))
-    return compare(
+    record = compare(
         "thm-4.4",
         config,
         predicted,
         measured,
-        conclusion_holds=wins,
+        conclusion_holds=_lpft_no_worse(measured, "global_loss"),
         notes=f"tau = 2 c_L eta s = {pred['tau']:.6g}; LP-FT wins iff tau >= 1 (C >= 2)",
     )
+    return replace(record, conclusions={OTHERS: _lpft_no_worse(measured, "global_loss_others")})
+
+
+def _lpft_no_worse(measured: dict[str, Array], metric: str) -> bool:
+    """LP-FT's simulated loss <= FT's for every client (relative tolerance 1e-9)."""
+    ft, lpft = measured[f"{metric}_ft"], measured[f"{metric}_lpft"]
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(ft))))
+    return bool(np.all(lpft <= ft + tol))
 
 
 # ---------------------------------------------------------------- Theorem 4.5
 
 
 def thm45_predict(config: SimConfig) -> dict[str, Any]:
-    """[CLOSER] Theorem 4.5: coefficients, lambda* and predicted losses at config.lam."""
+    """[CLOSER] Theorem 4.5 under both conventions: coefficients, lambda*, every interval.
+
+    ``lambda_star*`` and ``lpft_wins_intervals`` are over D_G (all clients, the fine-tuning
+    client included); the ``*_others`` keys over the other clients only. Intervals are
+    ``[lo, hi]`` lists with ``hi = None`` for +infinity (LP-FT wins again past a second root
+    since a4 >= 0). Predicted losses are at ``config.lam``.
+    """
     coef = thm45_coefficients(config)
     lam = config.lam
-    stars = [
-        lambda_star(float(a2), float(a3), float(a4), float(b2))
-        for a2, a3, a4, b2 in zip(coef.a2, coef.a3, coef.a4, coef.b2, strict=False)
-    ]
+    stars = thm45_lambda_stars(coef, "global")
+    others = thm45_lambda_stars(coef, "others")
 
     def quartic(a2: Array, a3: Array, a4: Array) -> Array:
-        return np.asarray(a2 * lam**2 + a3 * lam**3 + a4 * lam**4)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.asarray(a2 * lam**2 + a3 * lam**3 + a4 * lam**4)
+
+    def intervals(convention: str) -> list[list[list[float | None]]]:
+        return [[[lo, hi] for lo, hi in row] for row in thm45_intervals(coef, convention)]
 
     return {
         "clients": coef.clients,
@@ -180,6 +210,10 @@ def thm45_predict(config: SimConfig) -> dict[str, Any]:
         "a3": coef.a3,
         "a4": coef.a4,
         "b2": coef.b2,
+        "a2_others": coef.a2_others,
+        "a3_others": coef.a3_others,
+        "a4_others": coef.a4_others,
+        "b2_others": coef.b2_others,
         "a2_local": coef.a2_local,
         "a3_local": coef.a3_local,
         "a4_local": coef.a4_local,
@@ -187,6 +221,13 @@ def thm45_predict(config: SimConfig) -> dict[str, Any]:
         "lambda_star_exists": [s.exists for s in stars],
         "lambda_star_regime": [s.regime for s in stars],
         "crossover": [s.crossover for s in stars],
+        "roots": [list(s.roots) for s in stars],
+        "lpft_wins_intervals": intervals("global"),
+        "lambda_star_others": [s.value for s in others],
+        "lambda_star_others_exists": [s.exists for s in others],
+        "lambda_star_others_regime": [s.regime for s in others],
+        "roots_others": [list(s.roots) for s in others],
+        "lpft_wins_intervals_others": intervals("others"),
         "global_loss_ft": quartic(coef.a2, coef.a3, coef.a4),
         "global_loss_lpft": coef.b2 * lam**2,
         "global_loss_others_ft": quartic(coef.a2_others, coef.a3_others, coef.a4_others),
@@ -199,20 +240,28 @@ def thm45_predict(config: SimConfig) -> dict[str, Any]:
 def thm45_check(config: SimConfig, rng: np.random.Generator) -> CheckRecord:
     """Theorem 4.5 closed forms versus the simulator at config.lam (exact; rng unused).
 
-    ``conclusion_holds``: the theorem's conclusion, a lambda* > 0 exists (a2 > b2) for every
-    fine-tuning client.
+    ``conclusion_holds``: the theorem's conclusion over D_G, a lambda* > 0 exists (a2 > b2)
+    for every fine-tuning client; ``conclusions`` holds the same over the other clients
+    (a2_others > b2_others). A step size that overflows gives a ``diverged`` record.
     """
     del rng
     pred = thm45_predict(config)
-    sim = _simulated_losses(config)
     predicted = {key: np.asarray(pred[key], dtype=float) for key in THM44_SIM_KEYS}
+    if "overflow" in pred["lambda_star_regime"] or not all_finite(*predicted.values()):
+        return diverged_record("thm-4.5", config, FORM_OVERFLOW)
+    sim, diverged = _simulated_losses(config)
+    if diverged:
+        return diverged_record("thm-4.5", config, SIM_DIVERGED)
     measured = {key: sim[key] for key in THM44_SIM_KEYS}
-    regimes = pred["lambda_star_regime"]
-    return compare(
+    record = compare(
         "thm-4.5",
         config,
         predicted,
         measured,
         conclusion_holds=all(pred["lambda_star_exists"]),
-        notes="lambda* regimes per client: " + ", ".join(regimes),
+        notes="lambda* regimes per client over D_G: "
+        + ", ".join(pred["lambda_star_regime"])
+        + "; over the other clients: "
+        + ", ".join(pred["lambda_star_others_regime"]),
     )
+    return replace(record, conclusions={OTHERS: all(pred["lambda_star_others_exists"])})

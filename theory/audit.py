@@ -1,24 +1,27 @@
-"""Search each claim's hypotheses for violations of its conclusion and of its closed form.
+"""Search each claim's hypotheses for violations, and say what every violation is.
 
-For every claim the audit draws ``budget`` random configurations *inside the claim's
-hypotheses* (dimensions, seeds, lambda, eta, eps, ||V*_com||, loss normalization, geometries,
-sample sizes, step counts) from one explicit ``numpy.random.Generator``, runs ``check`` and
-counts three kinds of findings:
+For every claim and every prior of :data:`theory._samplers.PRIORS` the audit draws
+``budget`` random configurations *inside the claim's hypotheses* from one explicit
+``numpy.random.Generator``, runs ``check`` and counts findings of these kinds:
 
-- ``closed-form``: the derived closed form disagrees with the simulator (a derivation bug);
-- ``conclusion``: the paper's conclusion, as the paper states it, fails on the simulation;
+- ``closed-form`` (``bound`` for inequalities): the derived closed form disagrees with the
+  simulator (a derivation bug), or the bound is violated;
+- ``conclusion``: the paper's conclusion, as the paper states it, fails on the simulation
+  (global loss over D_G); ``conclusion-others``: the same over the other clients only;
 - ``federated-reading`` (``kumar-prop-3.2`` only): LP-FT's global loss over D_G exceeds FT's
   when both start from the idealized global model, with many small steps or n < d samples.
 
-The simplest counterexample is the violating configuration with the smallest
-(d, C, m, steps, n) — the one a reader can reproduce by hand.
+A fraction of failures is a property of the prior, not of the claim, so each row carries its
+prior, and each claim its exact condition where one is known (:data:`EXACT_CONDITIONS`).
+Each failure is characterized: whether FT's local loss is higher (FT moved less), and the
+verdict at matched local loss (:func:`theory.matched.matched_local_loss`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,89 +29,28 @@ import numpy as np
 
 from synthetic._io import atomic_write_text
 from synthetic.config import SimConfig
+from theory._audit_details import characterize, federated_reading
+from theory._samplers import PRIORS, SAMPLERS
 from theory.claims import CLAIMS, claim_ids, get_claim
 from theory.closed_forms import thm44_losses
 from theory.records import CheckRecord, jsonable
 
-Sampler = Callable[[np.random.Generator], SimConfig]
-
-
-def _dims(rng: np.random.Generator, extra: int = 6) -> dict[str, Any]:
-    m = int(rng.integers(1, 5))
-    C = int(rng.integers(2, 7))
-    return {"m": m, "C": C, "d": m + C + int(rng.integers(0, extra + 1))}
-
-
-def _common(rng: np.random.Generator) -> dict[str, Any]:
-    return {
-        "seed": int(rng.integers(0, 10_000)),
-        "lam": float(np.round(rng.uniform(0.1, 3.0), 3)),
-        "vcom_norm": float(np.round(rng.uniform(0.0, 2.0), 3)),
-        "loss": str(rng.choice(["mse", "half_mse"])),
-    }
-
-
-def _eta_one_step(rng: np.random.Generator) -> float:
-    return float(np.round(np.exp(rng.uniform(np.log(0.01), np.log(1.5))), 4))
-
-
-def _sample_iso(rng: np.random.Generator) -> SimConfig:
-    return SimConfig(covariate="isotropic", eta=_eta_one_step(rng), **_dims(rng), **_common(rng))
-
-
-def _sample_cov(rng: np.random.Generator) -> SimConfig:
-    return SimConfig(
-        covariate=str(rng.choice(["own", "shared", "random", "basis", "mix"])),
-        mix=float(np.round(rng.uniform(0, 1), 3)),
-        eps=float(np.round(rng.uniform(0.05, 1.0), 3)),
-        eta=_eta_one_step(rng),
-        **_dims(rng),
-        **_common(rng),
-    )
-
-
-def _sample_gd(rng: np.random.Generator) -> SimConfig:
-    """Multi-step configurations with a step size below the stability limit of the start."""
-    dims = _dims(rng, extra=12)
-    common = _common(rng)
-    steps = int(rng.choice([1, 5, 20, 100]))
-    covariate = str(rng.choice(["isotropic", "own", "mix", "random"]))
-    s = 1.0 + common["vcom_norm"] ** 2 + common["lam"] ** 2
-    c_l = 0.5 if common["loss"] == "half_mse" else 1.0
-    eta = float(np.round(rng.uniform(0.02, 0.4) / (2 * c_l * s), 4))
-    k = dims["m"] + dims["C"]
-    n = None if rng.random() < 0.3 else int(rng.integers(k, 3 * dims["d"]))
-    return SimConfig(covariate=covariate, eps=0.3, eta=eta, steps=steps, n=n, **dims, **common)
-
-
-def _sample_span(rng: np.random.Generator) -> SimConfig:
-    config = _sample_gd(rng)
-    n = int(rng.integers(1, config.d))
-    return config.replace(n=n)
-
-
-def _sample_thm31(rng: np.random.Generator) -> SimConfig:
-    config = _sample_gd(rng)
-    d = config.d + config.k  # room for S^perp of dimension >= k
-    n = int(rng.integers(1, d - config.k + 1))
-    return config.replace(d=d, n=n)
-
-
-def _sample_prop32(rng: np.random.Generator) -> SimConfig:
-    config = _sample_gd(rng)
-    config = config.replace(d=config.d + 1)
-    return config.replace(n=int(rng.integers(config.k, config.d)))  # k <= n < d
-
-
-SAMPLERS: dict[str, Sampler] = {
-    "lemma-4.3": _sample_iso,
-    "thm-4.4": _sample_iso,
-    "thm-4.5": _sample_cov,
-    "kumar-span": _sample_span,
-    "kumar-balance": lambda rng: _sample_gd(rng),
-    "kumar-prop-3.2": _sample_prop32,
-    "kumar-thm-3.1": _sample_thm31,
+SCHEMA_VERSION = 2
+#: Each claim's exact region of validity where one is known (otherwise: what decides it).
+EXACT_CONDITIONS: dict[str, str] = {
+    "lemma-4.3": "an identity: holds for every configuration in the hypotheses",
+    "thm-4.4": "LP-FT's global loss <= FT's iff 2 c_L eta s >= 1 (C >= 2, lambda > 0; at C = 2 "
+    "also the tie tau = 0), over D_G and over the other clients alike",
+    "thm-4.5": "lambda* exists iff a2 > b2 (D_G) or a2_others > b2_others (other clients), "
+    "coefficients of the derived closed form; no closed condition on the raw parameters",
+    "kumar-span": "an identity: holds for every configuration in the hypotheses",
+    "kumar-balance": "an identity per step; invariance holds in the gradient-flow limit",
+    "kumar-prop-3.2": "closed form: exact (LP gives w*_i, FT's gradient is 0); the federated "
+    "reading has no known exact region",
+    "kumar-thm-3.1": "a proved inequality ([KUMAR] eq. 3.7) under the hypotheses",
+    "kumar-thm-3.1-tight": "no proof: an empirical observation of this toolkit",
 }
+BOUNDS = ("kumar-thm-3.1", "kumar-thm-3.1-tight")
 
 
 def simplicity(config: SimConfig) -> tuple[float, ...]:
@@ -118,12 +60,13 @@ def simplicity(config: SimConfig) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class AuditRow:
-    """Findings of one kind for one claim.
+    """Findings of one kind for one claim under one prior.
 
     Parameters
     ----------
-    claim, kind : str
-        Claim id and finding kind (``closed-form``, ``conclusion``, ``federated-reading``).
+    claim, kind, prior : str
+        Claim id, finding kind (``closed-form``, ``bound``, ``conclusion``,
+        ``conclusion-others``, ``federated-reading``) and prior (:data:`PRIORS`).
     tried : int
         Configurations checked (diverged runs excluded, counted in ``diverged``).
     violations : int
@@ -131,7 +74,7 @@ class AuditRow:
         The simplest violating configuration (changed fields only) and its record summary.
     diverged : int
     details : dict
-        Kind-specific counts (e.g. Theorem 4.5 regimes).
+        What the violations are (kind-specific counts, e.g. ``ft_local_higher``).
     """
 
     claim: str
@@ -141,10 +84,16 @@ class AuditRow:
     simplest: dict[str, Any] | None
     diverged: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    prior: str = "eta-log-uniform"
+
+    @property
+    def fraction(self) -> float | None:
+        """Violations / tried (None when nothing was tried)."""
+        return self.violations / self.tried if self.tried else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable form."""
-        return jsonable(self.__dict__)
+        """JSON-serializable form (the fields plus ``fraction``)."""
+        return jsonable({**self.__dict__, "fraction": self.fraction})
 
 
 def changed_fields(config: SimConfig) -> dict[str, Any]:
@@ -157,30 +106,25 @@ def _summary(config: SimConfig, record: CheckRecord) -> dict[str, Any]:
     out = {"set": changed_fields(config), "max_abs_error": record.max_abs_error}
     if record.claim == "thm-4.4":
         pred = thm44_losses(config)
-        out.update(
-            tau=pred["tau"],
-            global_loss_ft=pred["global_loss_ft"],
-            global_loss_lpft=pred["global_loss_lpft"],
-        )
+        out.update(tau=pred["tau"], global_loss_ft=pred["global_loss_ft"],
+                   global_loss_lpft=pred["global_loss_lpft"])  # fmt: skip
     if record.notes:
         out["notes"] = record.notes
     return out
 
 
-def _federated_reading(config: SimConfig) -> bool | None:
-    """LP-FT's global loss <= FT's, both from the idealized global model (None: diverged)."""
-    from synthetic.simulate import simulate
-
-    frame = simulate([config], ["ft", "lpft"])
-    rows = frame[frame["metric"] == "global_loss"]
-    ft = rows[rows["method"] == "ft"]["value"].to_numpy(float)
-    lpft = rows[rows["method"] == "lpft"]["value"].to_numpy(float)
-    if not (np.all(np.isfinite(ft)) and np.all(np.isfinite(lpft))):
-        return None
-    return bool(np.all(lpft <= ft + 1e-9 * max(1.0, float(np.max(np.abs(ft))))))
+def _kinds(claim_id: str) -> list[str]:
+    kinds = ["bound" if claim_id in BOUNDS else "closed-form", "conclusion"]
+    if claim_id in ("thm-4.4", "thm-4.5"):
+        kinds.append("conclusion-others")
+    if claim_id == "kumar-prop-3.2":
+        kinds.append("federated-reading")
+    return kinds
 
 
-def audit_claim(claim_id: str, budget: int, rng: np.random.Generator) -> list[AuditRow]:
+def audit_claim(
+    claim_id: str, budget: int, rng: np.random.Generator, prior: str = "eta-log-uniform"
+) -> list[AuditRow]:
     """Audit one claim with ``budget`` configurations drawn inside its hypotheses.
 
     Parameters
@@ -189,6 +133,8 @@ def audit_claim(claim_id: str, budget: int, rng: np.random.Generator) -> list[Au
     budget : int
         Number of configurations (>= 1).
     rng : numpy.random.Generator
+    prior : str
+        A key of :data:`PRIORS`.
 
     Returns
     -------
@@ -197,89 +143,80 @@ def audit_claim(claim_id: str, budget: int, rng: np.random.Generator) -> list[Au
     claim = get_claim(claim_id)
     if budget < 1:
         raise ValueError(f"budget={budget!r} is invalid: expected at least 1 configuration")
+    if prior not in PRIORS:
+        raise ValueError(f"prior={prior!r} is invalid: expected one of {', '.join(PRIORS)}")
     sampler = SAMPLERS[claim_id]
-    found: dict[str, list[tuple[SimConfig, CheckRecord]]] = {
-        "closed-form": [],
-        "conclusion": [],
-        "federated-reading": [],
-    }
-    tried = {kind: 0 for kind in found}
+    kinds = _kinds(claim_id)
+    found: dict[str, list[tuple[SimConfig, CheckRecord]]] = {kind: [] for kind in kinds}
+    tried = dict.fromkeys(kinds, 0)
+    seen: list[tuple[SimConfig, CheckRecord]] = []
     diverged = 0
-    regimes: dict[str, int] = {}
-    explained = 0
-    tightest = 0.0  # kumar-thm-3.1: the largest bound / measured ratio seen
     for _ in range(budget):
-        config = sampler(rng)
+        config = sampler(rng, prior)
         while claim.hypotheses(config):  # samplers stay inside; redraw the rare edge case
-            config = sampler(rng)
+            config = sampler(rng, prior)
         record = claim.check(config, rng)
-        if record.notes == "gradient descent diverged":
+        if record.diverged:
             diverged += 1
             continue
-        tried["closed-form"] += 1
+        seen.append((config, record))
+        tried[kinds[0]] += 1
         if not record.holds:
-            found["closed-form"].append((config, record))
-        if record.conclusion_holds is not None:
-            tried["conclusion"] += 1
-            if not record.conclusion_holds:
-                found["conclusion"].append((config, record))
-                if claim_id == "thm-4.4" and not thm44_losses(config)["lpft_wins"]:
-                    explained += 1
-        if claim_id == "kumar-thm-3.1":
-            ratio = np.asarray(record.predicted["lower_bound"]) / np.maximum(
-                np.asarray(record.measured["min_sqrt_ood_over_steps"]), 1e-300
-            )
-            tightest = max(tightest, float(np.max(ratio)))
-        if claim_id == "thm-4.5":
-            for regime in claim.predict(config)["lambda_star_regime"]:
-                regimes[regime] = regimes.get(regime, 0) + 1
+            found[kinds[0]].append((config, record))
+        outcomes = {"conclusion": record.conclusion_holds}
+        outcomes["conclusion-others"] = next(iter(record.conclusions.values()), None)
+        for kind in ("conclusion", "conclusion-others"):
+            if kind in tried and outcomes[kind] is not None:
+                tried[kind] += 1
+                if not outcomes[kind]:
+                    found[kind].append((config, record))
         if claim_id == "kumar-prop-3.2":
             # The samples themselves and their population twin (many small steps, n = none).
             for variant in (config, config.replace(n=None)):
-                reading = _federated_reading(variant)
+                reading = federated_reading(variant)
                 if reading is not None:
                     tried["federated-reading"] += 1
                     if not reading:
                         found["federated-reading"].append((variant, record))
     rows = []
-    for kind, hits in found.items():
-        if kind == "conclusion" and tried[kind] == 0:
-            continue
-        if kind == "federated-reading" and claim_id != "kumar-prop-3.2":
+    for kind in kinds:
+        hits = found[kind]
+        if kind.startswith("conclusion") and tried[kind] == 0:
             continue
         simplest = min(hits, key=lambda h: simplicity(h[0])) if hits else None
-        details: dict[str, Any] = {}
-        if claim_id == "thm-4.5" and kind == "conclusion":
-            details["regimes_per_client"] = regimes
-        if claim_id == "kumar-thm-3.1" and kind == "conclusion":
-            details["max_bound_over_measured"] = round(tightest, 4)
-        if claim_id == "thm-4.4" and kind == "conclusion":
-            details["explained_by_2_cL_eta_s_lt_1"] = f"{explained}/{len(hits)}"
         rows.append(
             AuditRow(
-                claim_id,
-                kind,
-                tried[kind],
-                len(hits),
-                None if simplest is None else _summary(*simplest),
-                diverged,
-                details,
+                claim_id, kind, tried[kind], len(hits),
+                None if simplest is None else _summary(*simplest), diverged,
+                characterize(claim_id, kind, hits, seen), prior,
             )
-        )
+        )  # fmt: skip
     return rows
 
 
-def audit(claims: Sequence[str] | None, budget: int, rng: np.random.Generator) -> list[AuditRow]:
-    """Audit several claims (all registered claims when ``claims`` is None)."""
+def audit(
+    claims: Sequence[str] | None,
+    budget: int,
+    rng: np.random.Generator,
+    priors: Sequence[str] = tuple(PRIORS),
+) -> list[AuditRow]:
+    """Audit several claims (all registered claims when ``claims`` is None) under each prior."""
     ids = list(claims) if claims else list(claim_ids())
     for cid in ids:
         get_claim(cid)
-    return [row for cid in ids for row in audit_claim(cid, budget, rng)]
+    return [row for cid in ids for p in priors for row in audit_claim(cid, budget, rng, p)]
+
+
+def audit_failures(rows: Sequence[AuditRow]) -> list[str]:
+    """One line per (claim, kind, prior) with violations, e.g. ``thm-4.4 conclusion ...``."""
+    return [
+        f"{r.claim} {r.kind} ({r.prior}): {r.violations}/{r.tried}" for r in rows if r.violations
+    ]
 
 
 def format_table(rows: Sequence[AuditRow]) -> str:
-    """Plain-text table: claim, kind, tried, violations, simplest counterexample."""
-    header = ("claim", "kind", "tried", "violations", "simplest counterexample")
+    """Plain-text table: claim, kind, prior, tried, violations, simplest counterexample."""
+    header = ("claim", "kind", "prior", "tried", "violations", "simplest counterexample")
     lines = [header]
     for row in rows:
         simplest = (
@@ -287,10 +224,11 @@ def format_table(rows: Sequence[AuditRow]) -> str:
             if row.simplest is None
             else " ".join(f"{k}={v}" for k, v in row.simplest["set"].items())
         )
-        lines.append((row.claim, row.kind, str(row.tried), str(row.violations), simplest))
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+        lines.append((row.claim, row.kind, row.prior, str(row.tried), str(row.violations),
+                      simplest))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line[:4], widths, strict=False)) + "  " + line[4]
+        "  ".join(cell.ljust(w) for cell, w in zip(line[:5], widths, strict=False)) + "  " + line[5]
         for line in lines
     )
 
@@ -300,21 +238,43 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_text(path, text)
 
 
+SCHEMA: dict[str, str] = {
+    "schema_version": "2: rows carry prior and fraction; claims carry exact conditions",
+    "budget, seed": "configurations per (claim, prior) and the seed of the search",
+    "priors": "prior name -> how eta is drawn",
+    "exact_conditions": "claim -> its exact region of validity where known",
+    "rows[].claim, kind, prior": "claim id; closed-form, bound, conclusion, "
+    "conclusion-others or federated-reading; prior name",
+    "rows[].tried, violations, fraction, diverged": "counts; fraction = violations / tried",
+    "rows[].simplest": "the simplest violating configuration (--set fields) or null",
+    "rows[].details": "what the violations are: ft_local_higher (FT moved less), "
+    "matched_local_loss verdict counts, regimes, ...",
+}
+
+
 def report_json(rows: Sequence[AuditRow], budget: int, seed: int) -> str:
-    """The audit as JSON text (rows plus the settings that reproduce it)."""
+    """The audit as JSON text (rows plus the settings that reproduce it; see :data:`SCHEMA`)."""
+    claims = sorted({r.claim for r in rows})
     return json.dumps(
-        {"budget": budget, "seed": seed, "claims": sorted({r.claim for r in rows}),
+        {"schema_version": SCHEMA_VERSION, "schema": SCHEMA, "budget": budget, "seed": seed,
+         "claims": claims, "priors": {p: PRIORS[p] for p in dict.fromkeys(r.prior for r in rows)},
+         "exact_conditions": {c: EXACT_CONDITIONS[c] for c in claims},
          "rows": [r.to_dict() for r in rows]},
         indent=2,
     )  # fmt: skip
 
 
 __all__ = [
+    "BOUNDS",
     "CLAIMS",
+    "EXACT_CONDITIONS",
+    "PRIORS",
     "SAMPLERS",
+    "SCHEMA",
     "AuditRow",
     "audit",
     "audit_claim",
+    "audit_failures",
     "changed_fields",
     "format_table",
     "report_json",

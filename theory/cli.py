@@ -2,8 +2,8 @@
 
 Light module: argparse only at import; the handlers import numpy, the simulator and the
 claims. Bad input raises ``ValueError`` (``synthetic.ConfigError``), which the dispatcher in
-``figures/cli.py`` prints without a traceback (exit 2); ``theory check`` exits 1 when a claim
-does not hold.
+``figures/cli.py`` prints without a traceback (exit 2). Exit codes of every action follow
+:data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,16 @@ import json
 from typing import Any
 
 AUDIT_MARKDOWN = "docs/theory-audit.md"
+EXIT_CODES = (
+    "exit codes: 0 when every checked statement holds; 1 when any fails (the output names "
+    "which: the closed form or bound, the paper's conclusion, the paper's conclusion over the "
+    "other clients); 2 for bad input, including a configuration on which the simulation or "
+    "the closed form overflows (reported as 'diverged': nothing could be checked)"
+)
+
+
+class Diverged(ValueError):
+    """A configuration on which the claim's quantities overflow (exit 2, one line)."""
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, str]:
@@ -70,12 +80,31 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from theory.records import all_finite
+
     claim, config = _config(args.claim, args.set)
-    values = {"claim": claim.id, **claim.predict(config)}
+    predicted = claim.predict(config)
+    regimes = [r for k, v in predicted.items() if k.endswith("_regime") for r in v]
+    numbers = [v for v in predicted.values() if _is_numeric(v)]
+    if "overflow" in regimes or not all_finite(*numbers):
+        raise Diverged(
+            f"{claim.id} diverged at eta={config.eta!r}: its closed form overflows float64; "
+            "expected a step size at which FT stays finite"
+        )
+    values = {"claim": claim.id, **predicted}
     values = _scalarize(values, single=config.client is not None)
     values["config"] = config.to_dict()
     _print(values, args.json)
     return 0
+
+
+def _is_numeric(value: Any) -> bool:
+    """Closed-form numbers (arrays and floats); lists may hold None for "does not exist"."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "f"
+    return isinstance(value, float)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -86,23 +115,34 @@ def _check(args: argparse.Namespace) -> int:
     out = record.to_dict()
     if args.json:
         print(json.dumps(out, indent=2))
+        if record.diverged:
+            return 2
+    elif record.diverged:
+        raise Diverged(f"{claim.id} diverged, nothing was checked: {record.notes}")
     else:
-        verdict = "holds" if record.holds else "DOES NOT HOLD"
+        failed = record.failed()
+        verdict = "holds" if not failed else "FAILS: " + ", ".join(failed)
         print(f"{claim.id} ({claim.source}): {verdict}")
-        print(f"  max |closed form - simulation| = {record.max_abs_error:.3e}"
-              f" (tolerance {record.tolerance:.3e})")  # fmt: skip
+        label = "largest violation of the bound" if record.kind == "bound" else (
+            "max |closed form - simulation|")  # fmt: skip
+        print(f"  {record.kind}: {'holds' if record.holds else 'FAILS'}; {label} = "
+              f"{record.max_abs_error:.3e} (tolerance {record.tolerance:.3e})")  # fmt: skip
         if record.conclusion_holds is not None:
             print(f"  paper's conclusion ({claim.paper_conclusion}): "
-                  f"{'holds' if record.conclusion_holds else 'fails'} here")  # fmt: skip
+                  f"{'holds' if record.conclusion_holds else 'FAILS'} here")  # fmt: skip
+        for name, ok in record.conclusions.items():
+            print(f"  {name}: {'holds' if ok else 'FAILS'} here")
         if record.notes:
             print(f"  {record.notes}")
-    return 0 if record.holds else 1
+    if record.diverged:
+        return 2
+    return 0 if not record.failed() else 1
 
 
 def _audit(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from theory.audit import audit, format_table, report_json, write_atomic
+    from theory.audit import audit, audit_failures, format_table, report_json, write_atomic
     from theory.claims import get_claim
 
     if args.budget < 1:
@@ -111,36 +151,48 @@ def _audit(args: argparse.Namespace) -> int:
         get_claim(cid)
     rows = audit(args.claim, args.budget, np.random.default_rng(args.seed))
     text = report_json(rows, args.budget, args.seed)
-    write_atomic(args.output, text)
+    written = []
+    if args.output:
+        write_atomic(args.output, text)
+        written.append(args.output)
     if args.markdown:
         from theory.report import audit_markdown
 
         write_atomic(args.markdown, audit_markdown(rows, args.budget, args.seed))
+        written.append(args.markdown)
+    failures = audit_failures(rows)
     if args.json:
         print(text)
     else:
         print(format_table(rows))
-        print(f"\nwrote {args.output}" + (f" and {args.markdown}" if args.markdown else ""))
-    return 0
+        if failures:
+            print("\nfails somewhere: " + "; ".join(failures))
+        if written:
+            print("\nwrote " + " and ".join(written))
+    return 1 if failures else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``theory`` subcommand and its sub-subcommands list / explain / check / audit."""
     parser = subparsers.add_parser(
-        "theory", help="executable claims of the two-layer linear theory ([CLOSER], [KUMAR])"
+        "theory",
+        help="executable claims of the two-layer linear theory ([CLOSER], [KUMAR])",
+        description="Executable claims of the two-layer linear theory. " + EXIT_CODES + ".",
     )
     sub = parser.add_subparsers(dest="theory_command", metavar="ACTION")
     parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
 
-    p_list = sub.add_parser("list", help="the claims with their statements")
+    p_list = sub.add_parser(
+        "list", help="the claims with their statements", description=EXIT_CODES + "."
+    )
     p_list.add_argument("--json", action="store_true", help="print JSON")
     p_list.set_defaults(func=_list)
 
     for name, func, help_text in (
         ("explain", _explain, "closed-form quantities of a claim for one configuration"),
-        ("check", _check, "closed form versus simulation (exit 0 holds, 1 does not)"),
+        ("check", _check, "closed form and the paper's conclusion versus simulation"),
     ):
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, description=f"{help_text}. {EXIT_CODES}.")
         p.add_argument("claim", help="claim id (see `feddistort theory list`)")
         p.add_argument(
             "--set", action="append", metavar="KEY=VALUE", help="configuration field (repeatable)"
@@ -152,13 +204,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             )
         p.set_defaults(func=func)
 
-    p_audit = sub.add_parser("audit", help="search for configurations that violate the claims")
+    p_audit = sub.add_parser(
+        "audit",
+        help="search for configurations that violate the claims",
+        description="Search for configurations that violate the claims (exit 1 when any "
+        "checked statement fails on some configuration). " + EXIT_CODES + ".",
+    )
     p_audit.add_argument("--claim", action="append", help="claim id (repeatable; default all)")
     p_audit.add_argument("--budget", type=int, default=200, help="configurations per claim")
     p_audit.add_argument("--seed", type=int, default=0, help="seed of the search")
     p_audit.add_argument("--json", action="store_true", help="print the JSON instead of a table")
     p_audit.add_argument(
-        "--output", default="theory-audit.json", help="JSON file to write (atomically)"
+        "--output", default=None, help="also write the JSON to this file (atomically)"
     )
     p_audit.add_argument(
         "--markdown", default=None, help=f"also regenerate the report, e.g. {AUDIT_MARKDOWN}"

@@ -9,7 +9,6 @@ the step size as 2 c_L eta.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +19,17 @@ from numpy.typing import ArrayLike, NDArray
 from synthetic.config import ConfigError, SimConfig
 from synthetic.generators import second_moment
 from synthetic.problem import Problem, draw_problem
+from theory._roots import (
+    TIE_RTOL,
+    ZERO_RTOL,
+    Interval,
+    LambdaStar,
+    finite_coefficients,
+    lambda_star,
+    lpft_wins_intervals,
+)
 
 Array = NDArray[np.float64]
-
-#: Relative tolerance under which a2 and b2 count as equal (a tie, not a regime).
-TIE_RTOL = 1e-10
-#: Relative size below which a3 or a4 count as exactly zero in :func:`lambda_star`.
-ZERO_RTOL = 1e-12
 
 
 def _loss_scale(loss: str) -> float:
@@ -85,9 +88,14 @@ def thm44_losses_from(
     C = np.asarray(C, dtype=float)
     t = tau(eta, s, loss_scale)
     scale = loss_scale * lam**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        others_ft = scale * (1.0 + t**2)
-        others_lpft = 2.0 * scale * np.ones_like(t)
+    # An overflowing step size gives inf (a diverged step), never an exception.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _thm44_values(scale, t, C)
+
+
+def _thm44_values(scale: Array, t: Array, C: Array) -> dict[str, Array]:
+    others_ft = scale * (1.0 + t**2)
+    others_lpft = 2.0 * scale * np.ones_like(t)
     out = {
         "global_loss_ft": scale * (1.0 - 2.0 * t / C + t**2),
         "global_loss_lpft": 2.0 * scale * (C - 1.0) / C * np.ones_like(t),
@@ -251,7 +259,6 @@ def thm45_coefficients(config: SimConfig, problem: Problem | None = None) -> Thm
     Thm45Coefficients
     """
     problem = draw_problem(config) if problem is None else problem
-    c_l = config.loss_scale
     m, C = config.m, config.C
     clients = np.arange(C) if config.client is None else np.array([config.client])
     S = second_moment(problem.inputs)  # (C, d, d)
@@ -261,8 +268,19 @@ def thm45_coefficients(config: SimConfig, problem: Problem | None = None) -> Thm
     c = float(problem.v_com @ problem.v_com)
     w0 = b_star[:m].T @ problem.v_com
     g = np.einsum("pde,pe->pd", S[clients], U[clients])  # (P, d)
-    A = 2 * c_l * config.eta * (g @ P + c * g)
-    D = 4 * c_l**2 * config.eta**2 * (g @ w0)[:, None] * g
+    # float64 arithmetic: an overflowing step size gives inf coefficients, not an exception.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _thm45_from(config, S, U, P, c, w0, g, clients)
+
+
+def _thm45_from(
+    config: SimConfig, S: Array, U: Array, P: Array, c: float, w0: Array, g: Array,
+    clients: NDArray[np.int_],
+) -> Thm45Coefficients:  # fmt: skip
+    c_l, C = config.loss_scale, config.C
+    eta = np.float64(config.eta)
+    A = 2 * c_l * eta * (g @ P + c * g)
+    D = 4 * c_l**2 * eta**2 * (g @ w0)[:, None] * g
     p = A[:, None, :] - U[None, :, :]  # (P, C, d): A - u_j
     q = np.broadcast_to(D[:, None, :], p.shape)
     lp = U[clients][:, None, :] - U[None, :, :]  # u_i - u_j
@@ -299,68 +317,69 @@ def thm45_coefficients(config: SimConfig, problem: Problem | None = None) -> Thm
     )
 
 
-@dataclass(frozen=True)
-class LambdaStar:
-    """The threshold lambda* of [CLOSER] Theorem 4.5 for one client.
+def thm45_lambda_stars(coef: Thm45Coefficients, convention: str = "global") -> list[LambdaStar]:
+    """lambda* of every fine-tuning client under one convention ([CLOSER] Thm 4.5).
 
     Parameters
     ----------
-    regime : str
-        ``finite`` (a2 > b2 and a positive root: LP-FT better exactly on (0, lambda*]),
-        ``infinite`` (a2 > b2, no positive root: LP-FT better for every lambda > 0),
-        ``none`` (a2 < b2: FT better for all small lambda, no lambda* > 0 exists) or
-        ``tie`` (a2 = b2 within :data:`TIE_RTOL`).
-    value : float or None
-        lambda* for ``finite``; ``None`` otherwise.
-    crossover : float or None
-        Smallest positive root of the bracket in any regime (where the winner changes).
-    """
-
-    regime: str
-    value: float | None
-    crossover: float | None
-
-    @property
-    def exists(self) -> bool:
-        """Whether the theorem's conclusion (some lambda* > 0) holds: a2 > b2."""
-        return self.regime in ("finite", "infinite")
-
-
-def lambda_star(a2: float, a3: float, a4: float, b2: float) -> LambdaStar:
-    r"""Smallest positive root of :math:`a_4 \ell^2 + a_3 \ell + (a_2 - b_2)` ([CLOSER] Thm 4.5).
-
-    FT minus LP-FT global loss is :math:`\lambda^2 [(a_2-b_2) + a_3\lambda + a_4\lambda^2]`.
-
-    Parameters
-    ----------
-    a2, a3, a4, b2 : float
+    coef : Thm45Coefficients
+    convention : {'global', 'others'}
+        ``global``: FT and LP-FT global losses over D_G (all clients, the fine-tuning client
+        included, where LP-FT's local loss is 0); ``others``: over the other clients only
+        (the paper's empirical "Global").
 
     Returns
     -------
-    LambdaStar
+    list of LambdaStar
+        One per entry of ``coef.clients``.
     """
-    c0 = a2 - b2
-    scale = max(abs(a2), abs(b2), abs(a3), abs(a4), 1e-300)
-    # Rounding leaves ~1e-17-sized a3, a4 where they vanish exactly (e.g. e_i = u_i: D = 0).
-    a3 = 0.0 if abs(a3) <= ZERO_RTOL * scale else a3
-    a4 = 0.0 if abs(a4) <= ZERO_RTOL * scale else a4
-    roots: list[float] = []
-    if abs(a4) > 0:
-        disc = a3 * a3 - 4 * a4 * c0
-        if disc >= 0:
-            sq = math.sqrt(disc)
-            # Numerically stable pair of roots.
-            qv = -0.5 * (a3 + math.copysign(sq, a3 if a3 != 0 else 1.0))
-            cand = [qv / a4, c0 / qv] if qv != 0 else [-a3 / (2 * a4)]
-            roots = [r for r in cand if r > 0 and math.isfinite(r)]
-    elif a3 != 0:
-        r = -c0 / a3
-        roots = [r] if r > 0 else []
-    crossover = min(roots) if roots else None
-    if abs(c0) <= TIE_RTOL * max(abs(a2), abs(b2), 1e-300):
-        return LambdaStar("tie", None, crossover)
-    if c0 < 0:
-        return LambdaStar("none", None, crossover)
-    if crossover is None:
-        return LambdaStar("infinite", None, None)
-    return LambdaStar("finite", crossover, crossover)
+    return [lambda_star(*row) for row in _convention(coef, convention)]
+
+
+def thm45_intervals(coef: Thm45Coefficients, convention: str = "global") -> list[list[Interval]]:
+    """Every interval of lambda where LP-FT's global loss is <= FT's, per client ([CLOSER] 4.5).
+
+    Parameters
+    ----------
+    coef : Thm45Coefficients
+    convention : {'global', 'others'}
+        As in :func:`thm45_lambda_stars`.
+
+    Returns
+    -------
+    list of list of (float, float or None)
+        Per client, the disjoint intervals ``(lo, hi)`` of :func:`lpft_wins_intervals`
+        (``hi`` None for +infinity). Example (``covariate=mix``, ``mix=0.75``, ``eta=0.2``,
+        ``eps=0.3``, seed 0, client 3): over D_G ``[(0, 5.709), (21.1, None)]``.
+    """
+    return [lpft_wins_intervals(*row) for row in _convention(coef, convention)]
+
+
+def _convention(coef: Thm45Coefficients, convention: str) -> list[tuple[float, ...]]:
+    if convention == "global":
+        cols = (coef.a2, coef.a3, coef.a4, coef.b2)
+    elif convention == "others":
+        cols = (coef.a2_others, coef.a3_others, coef.a4_others, coef.b2_others)
+    else:
+        raise ConfigError(f"convention={convention!r} is invalid: expected global or others")
+    return [tuple(float(v) for v in row) for row in zip(*cols, strict=True)]
+
+
+__all__ = [
+    "TIE_RTOL",
+    "ZERO_RTOL",
+    "Interval",
+    "LambdaStar",
+    "Thm45Coefficients",
+    "finite_coefficients",
+    "lambda_star",
+    "lemma43_rows",
+    "lpft_wins_boundary",
+    "lpft_wins_intervals",
+    "tau",
+    "thm44_losses",
+    "thm44_losses_from",
+    "thm45_coefficients",
+    "thm45_intervals",
+    "thm45_lambda_stars",
+]

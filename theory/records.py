@@ -56,6 +56,17 @@ class CheckRecord:
         Whether the paper's *conclusion* holds on this configuration (None: not applicable).
     notes : str
         Anything a reader needs to interpret the record (e.g. a regime).
+    extra : dict
+        Further JSON fields (claim-specific quantities).
+    diverged : bool
+        The simulation or the closed form overflowed (non-finite values): nothing was
+        checked, and ``holds`` / ``conclusion_holds`` carry no information.
+    conclusions : dict of str to bool
+        Further named conclusions checked besides ``conclusion_holds`` (e.g. the paper's
+        conclusion over the other clients only).
+    kind : str
+        What ``holds`` checks: ``closed form`` (an identity against the simulator) or
+        ``bound`` (an inequality on the simulation).
     """
 
     claim: str
@@ -68,12 +79,33 @@ class CheckRecord:
     conclusion_holds: bool | None = None
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    diverged: bool = False
+    conclusions: dict[str, bool] = field(default_factory=dict)
+    kind: str = "closed form"
+
+    def verdicts(self) -> dict[str, bool]:
+        """Every checked statement and whether it holds (empty when diverged).
+
+        Keys: ``kind`` (closed form or bound), ``paper's conclusion`` when checked, and the
+        keys of ``conclusions``.
+        """
+        if self.diverged:
+            return {}
+        out = {self.kind: bool(self.holds)}
+        if self.conclusion_holds is not None:
+            out["paper's conclusion"] = bool(self.conclusion_holds)
+        out.update({k: bool(v) for k, v in self.conclusions.items()})
+        return out
+
+    def failed(self) -> list[str]:
+        """Names of the checked statements that fail (see :meth:`verdicts`)."""
+        return [name for name, ok in self.verdicts().items() if not ok]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable form.
 
         Keys: claim, holds, predicted, measured, max_abs_error, tolerance, config,
-        conclusion_holds, notes.
+        conclusion_holds, notes, diverged, kind, conclusions, failed, and ``extra``'s keys.
         """
         return jsonable(
             {
@@ -86,6 +118,10 @@ class CheckRecord:
                 "config": self.config.to_dict(),
                 "conclusion_holds": self.conclusion_holds,
                 "notes": self.notes,
+                "diverged": self.diverged,
+                "kind": self.kind,
+                "conclusions": self.conclusions,
+                "failed": self.failed(),
                 **self.extra,
             }
         )
@@ -123,3 +159,25 @@ def compare(
     return CheckRecord(
         claim, err <= tol, predicted, measured, err, tol, config, conclusion_holds, notes
     )
+
+
+def diverged_record(claim: str, config: SimConfig, reason: str) -> CheckRecord:
+    """The record of a configuration on which nothing could be checked (overflow).
+
+    Parameters
+    ----------
+    claim : str
+    config : SimConfig
+    reason : str
+        What overflowed, e.g. ``gradient descent diverged``.
+    """
+    return CheckRecord(claim, False, {}, {}, float("inf"), 0.0, config, None, reason, diverged=True)
+
+
+def all_finite(*values: Any) -> bool:
+    """Whether every number in ``values`` (arrays, lists or scalars) is finite (NaN-free)."""
+    for value in values:
+        arr = np.asarray(value, dtype=float)
+        if not np.all(np.isfinite(arr)):
+            return False
+    return True
