@@ -15,7 +15,7 @@ from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, gradients, run_method
 from synthetic.metrics import principal_angles
 from synthetic.problem import Objective, Problem, client_objectives, draw_problem
-from synthetic.simulate import clients_of
+from synthetic.simulation import clients_of
 from theory.records import EXACT_ATOL, EXACT_RTOL, CheckRecord, compare
 
 Array = NDArray[np.float64]

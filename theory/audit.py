@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from synthetic._io import atomic_write_text
+from feddistort_io import atomic_write_text
 from synthetic.config import SimConfig
 from theory.claims import CLAIMS, claim_ids, get_claim
 from theory.closed_forms import thm44_losses
@@ -169,7 +169,7 @@ def _summary(config: SimConfig, record: CheckRecord) -> dict[str, Any]:
 
 def _federated_reading(config: SimConfig) -> bool | None:
     """LP-FT's global loss <= FT's, both from the idealized global model (None: diverged)."""
-    from synthetic.simulate import simulate
+    from synthetic.simulation import simulate
 
     frame = simulate([config], ["ft", "lpft"])
     rows = frame[frame["metric"] == "global_loss"]
@@ -296,7 +296,7 @@ def format_table(rows: Sequence[AuditRow]) -> str:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`synthetic._io.atomic_write_text`)."""
+    """Write ``text`` to ``path`` atomically (see :func:`feddistort_io.atomic_write_text`)."""
     atomic_write_text(path, text)
 
 

@@ -64,7 +64,7 @@ def _no_prediction(claim: str) -> Callable[[SimConfig], dict[str, Any]]:
 
 def _thm31_predict(config: SimConfig) -> dict[str, Any]:
     from synthetic.problem import draw_problem
-    from synthetic.simulate import clients_of
+    from synthetic.simulation import clients_of
 
     problem = draw_problem(config)
     rows = [_kumar.thm31_bound(problem, config, int(i)) for i in clients_of(config)]
