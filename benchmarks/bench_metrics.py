@@ -235,7 +235,7 @@ def bench_pipeline(repeats: int, lines: list[str]) -> None:
     import torch
 
     from empirical.compare import compare_checkpoints
-    from empirical.models import build_model
+    from empirical.experiment.models import build_model
 
     torch.set_num_threads(2)
     n, clients = 20000, 4

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from feddistort.sweep.engine import SweepSpec, run_sweep
 from synthetic.config import SimConfig
 from synthetic.methods import METHODS
-from synthetic.sweep import SweepSpec, run_sweep
 
 
 def spec(chunk: int, heavy: bool) -> SweepSpec:
@@ -87,7 +87,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
-        from synthetic._io import atomic_write_text
+        from feddistort_io import atomic_write_text
 
         atomic_write_text(args.out, text)
 

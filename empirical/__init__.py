@@ -1,91 +1,84 @@
-"""Feature-distortion metrics for real networks and a small federated experiment on CPU."""
+"""Feature-distortion metrics for real networks, computed from checkpoints.
 
-from empirical.checkpoints import (
-    CheckpointError,
-    CorruptCheckpointError,
-    StateDictMismatchError,
-    UnsafeCheckpointError,
-    load_model,
-    load_state_dict,
-)
-from empirical.compare import compare_checkpoints
-from empirical.data import ClientData, ClientDataConfig, load_digits_images, make_clients
-from empirical.drift import weight_drift
-from empirical.experiment import (
-    PRESETS,
-    ExperimentConfig,
-    load_epoch_log,
-    load_metrics,
-    make_preset,
-    run_experiment,
-    summarize,
-)
-from empirical.features import (
-    LayerNotFoundError,
-    NonFiniteFeaturesError,
-    capture,
-    extract_features,
-    resolve_layers,
-)
-from empirical.inputs import load_inputs
-from empirical.metrics import (
-    StreamingLinearCKA,
-    delta_l2,
-    linear_cka,
-    mean_cosine_distance,
-    minibatch_cka,
-    principal_angles,
-    procrustes_distance,
-    relative_l2,
-)
-from empirical.model_spec import ModelSpec, resolve_model_spec
-from empirical.models import MODEL_REGISTRY, build_model, split_parts
-from empirical.pft import VARIANTS, PFTConfig, personalize
-from empirical.training import FedAvgConfig, LocalConfig, fedavg
+The metrics (:mod:`empirical.metrics`), checkpoint loading (:mod:`empirical.checkpoints`),
+feature extraction (:mod:`empirical.features`) and the comparison of a global checkpoint with
+clients' checkpoints (:func:`compare_checkpoints`). The federated experiment that writes such
+checkpoints is the subpackage :mod:`empirical.experiment`. Names load lazily (PEP 562).
+"""
 
-__all__: list[str] = [
-    "CheckpointError",
-    "CorruptCheckpointError",
-    "LayerNotFoundError",
-    "ModelSpec",
-    "NonFiniteFeaturesError",
-    "StateDictMismatchError",
-    "StreamingLinearCKA",
-    "UnsafeCheckpointError",
-    "capture",
-    "compare_checkpoints",
-    "delta_l2",
-    "extract_features",
-    "linear_cka",
-    "load_inputs",
-    "load_model",
-    "load_state_dict",
-    "mean_cosine_distance",
-    "minibatch_cka",
-    "principal_angles",
-    "procrustes_distance",
-    "relative_l2",
-    "resolve_layers",
-    "resolve_model_spec",
-    "weight_drift",
-    "ClientData",
-    "ClientDataConfig",
-    "load_digits_images",
-    "make_clients",
-    "PRESETS",
-    "ExperimentConfig",
-    "load_epoch_log",
-    "load_metrics",
-    "make_preset",
-    "run_experiment",
-    "summarize",
-    "MODEL_REGISTRY",
-    "build_model",
-    "split_parts",
-    "VARIANTS",
-    "PFTConfig",
-    "personalize",
-    "FedAvgConfig",
-    "LocalConfig",
-    "fedavg",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from empirical.checkpoints import (  # noqa: F401
+        CheckpointError,
+        CorruptCheckpointError,
+        StateDictMismatchError,
+        UnsafeCheckpointError,
+        load_model,
+        load_state_dict,
+    )
+    from empirical.compare import compare_checkpoints  # noqa: F401
+    from empirical.drift import weight_drift  # noqa: F401
+    from empirical.features import (  # noqa: F401
+        LayerNotFoundError,
+        NonFiniteFeaturesError,
+        capture,
+        extract_features,
+        resolve_layers,
+    )
+    from empirical.inputs import load_inputs  # noqa: F401
+    from empirical.metrics import (  # noqa: F401
+        StreamingLinearCKA,
+        delta_l2,
+        linear_cka,
+        mean_cosine_distance,
+        principal_angles,
+        procrustes_distance,
+        relative_l2,
+    )
+    from empirical.model_spec import ModelSpec, resolve_model_spec  # noqa: F401
+
+# Public name -> the module that defines it (loaded on first use, PEP 562).
+_EXPORTS: dict[str, str] = {
+    "CheckpointError": "empirical.checkpoints",
+    "CorruptCheckpointError": "empirical.checkpoints",
+    "StateDictMismatchError": "empirical.checkpoints",
+    "UnsafeCheckpointError": "empirical.checkpoints",
+    "load_model": "empirical.checkpoints",
+    "load_state_dict": "empirical.checkpoints",
+    "compare_checkpoints": "empirical.compare",
+    "weight_drift": "empirical.drift",
+    "LayerNotFoundError": "empirical.features",
+    "NonFiniteFeaturesError": "empirical.features",
+    "capture": "empirical.features",
+    "extract_features": "empirical.features",
+    "resolve_layers": "empirical.features",
+    "load_inputs": "empirical.inputs",
+    "StreamingLinearCKA": "empirical.metrics",
+    "delta_l2": "empirical.metrics",
+    "linear_cka": "empirical.metrics",
+    "mean_cosine_distance": "empirical.metrics",
+    "principal_angles": "empirical.metrics",
+    "procrustes_distance": "empirical.metrics",
+    "relative_l2": "empirical.metrics",
+    "ModelSpec": "empirical.model_spec",
+    "resolve_model_spec": "empirical.model_spec",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

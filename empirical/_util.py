@@ -1,12 +1,6 @@
-"""Private helpers shared by the empirical modules: array conversion and atomic writes."""
+"""Private helpers shared by the empirical metrics: array conversion and pairing checks."""
 
 from __future__ import annotations
-
-import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 import torch
@@ -79,39 +73,3 @@ def check_pair(
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains NaN or Inf values; metrics need finite features")
     return tx, ty
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[Any]], object], *, binary: bool) -> Path:
-    """Write a file atomically: write to a temporary file in the same folder, then rename.
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination; its folder is created if needed.
-    write : callable
-        Called with the open temporary file.
-    binary : bool
-        Open the temporary file in binary mode.
-
-    Returns
-    -------
-    Path
-        The destination path.
-    """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        f: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")
-        with f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest

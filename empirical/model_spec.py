@@ -51,7 +51,7 @@ class ModelSpec:
 
 def _registry() -> Mapping[str, Callable[..., nn.Module]]:
     try:
-        models = importlib.import_module("empirical.models")
+        models = importlib.import_module("empirical.experiment.models")
     except ModuleNotFoundError:
         return {}
     return dict(getattr(models, "MODEL_REGISTRY", {}))
@@ -81,7 +81,8 @@ def resolve_model_spec(spec: str, kwargs: Mapping[str, Any] | None = None) -> Mo
     ----------
     spec : str
         One of: ``package.module:callable`` (e.g. ``torch.nn:Linear``); a name in
-        ``empirical.models.MODEL_REGISTRY`` (``cnn``, ``mlp``); or the path of a ``model.json``
+        ``empirical.experiment.models.MODEL_REGISTRY`` (``cnn``, ``mlp``); or the path of a
+        ``model.json``
         written by the federated experiment, ``{"model": name, "kwargs": {...}, "parts": {...}}``.
     kwargs : mapping, optional
         Keyword arguments; they update those read from ``model.json``.
@@ -111,7 +112,9 @@ def resolve_model_spec(spec: str, kwargs: Mapping[str, Any] | None = None) -> Mo
     registry = _registry()
     if spec in registry:
         return ModelSpec(registry[spec], extra, {}, spec)
-    names = sorted(registry) or ["(registry unavailable: empirical.models is not installed)"]
+    names = sorted(registry) or [
+        "(registry unavailable: empirical.experiment.models is not installed)"
+    ]
     raise ValueError(
         f"model spec {spec!r} is invalid: expected 'package.module:callable', a model.json path "
         f"or a registry name: {', '.join(names)}"

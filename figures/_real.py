@@ -38,7 +38,12 @@ def run_real(
     metrics, epochs : DataFrame
         As :func:`empirical.experiment.load_metrics` and ``load_epoch_log``.
     """
-    from empirical.experiment import load_epoch_log, load_metrics, make_preset, run_experiment
+    from empirical.experiment import (
+        load_epoch_log,
+        load_metrics,
+        make_preset,
+        run_experiment,
+    )
 
     config: Any = make_preset(preset, quick=quick, variants=variants)
     local = dataclasses.replace(config.pft.local, flood_level=flood)

@@ -77,9 +77,8 @@ def build_figures(
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
+    from feddistort_io import __version__, atomic_write_csv, atomic_write_json
     from figures.registry import figure_names, get_figure
-    from synthetic import __version__
-    from synthetic._io import atomic_write_csv, atomic_write_json
 
     chosen = figure_names() if not names else list(dict.fromkeys(names))
     specs = [get_figure(n) for n in chosen]  # validates every name before any work

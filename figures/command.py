@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     int
         0 when every figure was written, 1 otherwise.
     """
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command draws to files: a non-interactive backend, chosen here
     from figures.build import build_figures, parse_formats
 
     formats = parse_formats(args.format)

@@ -1,114 +1,79 @@
 """A vectorized simulator of two-layer linear models f(x) = V^T B x across federated clients.
 
-Start with :class:`SimConfig`, :func:`expand_grid` and :func:`simulate`; the building blocks
-(generators, methods, metrics, FedAvg) are public too. See ../shared/THEORY.md sections 1-3.
+Start with :class:`SimConfig`, :func:`expand_grid` and :func:`simulate`. The building blocks
+(generators, methods, metrics, FedAvg) live in their modules (``synthetic.generators``,
+``synthetic.methods``, ``synthetic.metrics``, ``synthetic.fedavg``, ``synthetic.problem``); the
+names below are the ones users reach for. The science is in ``docs/theory.md``. Names load
+lazily, so importing a submodule stays cheap.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from synthetic.config import COVARIATES, ConfigError, SimConfig, config_from_mapping, parse_value
-from synthetic.fedavg import distance_to_ideal, fedavg, ideal_global_model
-from synthetic.generators import (
-    InputModel,
-    apply_inputs,
-    client_heads,
-    client_means,
-    explicit_inputs,
-    ground_truth,
-    input_model,
-    orthonormal_rows,
-    overlap_factors,
-    quadratic_form,
-    sample_inputs,
-    second_moment,
-)
-from synthetic.methods import (
-    METHODS,
-    Fit,
-    Hyper,
-    gradient_descent,
-    gradients,
-    linear_probe,
-    predictor,
-    run_method,
-    snip_mask,
-)
-from synthetic.metrics import (
-    DEFAULT_METRICS,
-    METRICS,
-    client_losses,
-    delta_exact,
-    delta_monte_carlo,
-    max_principal_angle,
-    principal_angles,
-    run_metrics,
-)
-from synthetic.problem import (
-    Objective,
-    Problem,
-    client_objectives,
-    draw_problem,
-    select_clients,
-    stack_problems,
-)
-from synthetic.simulate import clients_of, expand_grid, simulate, simulate_batch
-from synthetic.sweep import SweepSpec, run_sweep, spec_from_mapping
+import importlib
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("feddistort")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from feddistort_io import __version__  # noqa: F401
+    from synthetic.config import (  # noqa: F401
+        COVARIATES,
+        ConfigError,
+        SimConfig,
+        config_from_mapping,
+        parse_value,
+    )
+    from synthetic.fedavg import distance_to_ideal, ideal_global_model  # noqa: F401
+    from synthetic.generators import explicit_inputs, sample_inputs, second_moment  # noqa: F401
+    from synthetic.methods import METHODS, Hyper, linear_probe, run_method  # noqa: F401
+    from synthetic.metrics import (  # noqa: F401
+        DEFAULT_METRICS,
+        METRICS,
+        client_losses,
+        delta_exact,
+        delta_monte_carlo,
+    )
+    from synthetic.problem import client_objectives, draw_problem  # noqa: F401
+    from synthetic.simulation import expand_grid, simulate, simulate_batch  # noqa: F401
 
-__all__ = [
-    "COVARIATES",
-    "DEFAULT_METRICS",
-    "METHODS",
-    "METRICS",
-    "ConfigError",
-    "Fit",
-    "Hyper",
-    "InputModel",
-    "Objective",
-    "Problem",
-    "SimConfig",
-    "SweepSpec",
-    "__version__",
-    "apply_inputs",
-    "client_heads",
-    "client_losses",
-    "client_means",
-    "client_objectives",
-    "clients_of",
-    "config_from_mapping",
-    "delta_exact",
-    "delta_monte_carlo",
-    "distance_to_ideal",
-    "draw_problem",
-    "expand_grid",
-    "explicit_inputs",
-    "fedavg",
-    "gradient_descent",
-    "gradients",
-    "ground_truth",
-    "ideal_global_model",
-    "input_model",
-    "linear_probe",
-    "max_principal_angle",
-    "orthonormal_rows",
-    "overlap_factors",
-    "parse_value",
-    "predictor",
-    "principal_angles",
-    "quadratic_form",
-    "run_method",
-    "run_metrics",
-    "run_sweep",
-    "sample_inputs",
-    "second_moment",
-    "select_clients",
-    "simulate",
-    "simulate_batch",
-    "snip_mask",
-    "spec_from_mapping",
-    "stack_problems",
-]
+# Public name -> the module that defines it (loaded on first use, PEP 562).
+_EXPORTS: dict[str, str] = {
+    "COVARIATES": "synthetic.config",
+    "ConfigError": "synthetic.config",
+    "SimConfig": "synthetic.config",
+    "config_from_mapping": "synthetic.config",
+    "parse_value": "synthetic.config",
+    "distance_to_ideal": "synthetic.fedavg",
+    "ideal_global_model": "synthetic.fedavg",
+    "explicit_inputs": "synthetic.generators",
+    "sample_inputs": "synthetic.generators",
+    "second_moment": "synthetic.generators",
+    "METHODS": "synthetic.methods",
+    "Hyper": "synthetic.methods",
+    "linear_probe": "synthetic.methods",
+    "run_method": "synthetic.methods",
+    "DEFAULT_METRICS": "synthetic.metrics",
+    "METRICS": "synthetic.metrics",
+    "client_losses": "synthetic.metrics",
+    "delta_exact": "synthetic.metrics",
+    "delta_monte_carlo": "synthetic.metrics",
+    "client_objectives": "synthetic.problem",
+    "draw_problem": "synthetic.problem",
+    "expand_grid": "synthetic.simulation",
+    "simulate": "synthetic.simulation",
+    "simulate_batch": "synthetic.simulation",
+    "__version__": "feddistort_io",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -131,10 +131,9 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``feddistort simulate``."""
     from pathlib import Path
 
-    from synthetic import __version__
-    from synthetic._io import atomic_write_csv, atomic_write_json
+    from feddistort_io import __version__, atomic_write_csv, atomic_write_json
     from synthetic.config import config_from_mapping
-    from synthetic.simulate import expand_grid, simulate
+    from synthetic.simulation import expand_grid, simulate
 
     assignments = dict(parse_assignment(text, "--set") for text in args.sets)
     base = config_from_mapping(assignments)

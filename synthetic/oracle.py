@@ -17,7 +17,7 @@ from synthetic.config import SimConfig
 from synthetic.generators import second_moment
 from synthetic.metrics import DEFAULT_METRICS
 from synthetic.problem import Problem, draw_problem
-from synthetic.simulate import GLOBAL_METHOD, BatchResult, batch_frame, check_methods, clients_of
+from synthetic.simulation import GLOBAL_METHOD, BatchResult, batch_frame, check_methods, clients_of
 
 Array = NDArray[np.float64]
 
@@ -169,7 +169,7 @@ def _metrics(
 def simulate_loop(
     configs: Sequence[SimConfig], methods: Sequence[str], metrics: Sequence[str] = DEFAULT_METRICS
 ) -> pd.DataFrame:
-    """Loop-oracle counterpart of :func:`synthetic.simulate` (same table, no FedAvg distances).
+    """Loop-oracle counterpart of :func:`synthetic.simulation` (same table, no FedAvg distances).
 
     Diverged runs are not special-cased here: use configurations that converge.
     """

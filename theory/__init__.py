@@ -1,55 +1,78 @@
 """Symbolic derivations and executable claims of the two-layer linear theory ([CLOSER], [KUMAR]).
 
-- :mod:`theory.derivations` (imports sympy; not imported here): the derivations themselves.
+- :mod:`theory.derivations` (imports sympy): the derivations themselves.
 - :mod:`theory.closed_forms`: the derived closed forms in numpy, for figures and checks.
 - :mod:`theory.claims`: the registry of executable claims (``lemma-4.3``, ``thm-4.4``,
   ``thm-4.5``, ``kumar-span``, ``kumar-balance``, ``kumar-prop-3.2``, ``kumar-thm-3.1``).
 - :mod:`theory.audit`: the search for configurations where a claim's conclusion fails.
+
+Names load lazily (PEP 562): importing :mod:`theory` imports neither sympy nor the simulator.
 """
 
-from theory.audit import AuditRow, audit, audit_claim, format_table
-from theory.claims import (
-    CLAIMS,
-    Claim,
-    check_claim,
-    claim_ids,
-    get_claim,
-    predict_claim,
-    require_hypotheses,
-)
-from theory.closed_forms import (
-    LambdaStar,
-    Thm45Coefficients,
-    lambda_star,
-    lemma43_rows,
-    lpft_wins_boundary,
-    tau,
-    thm44_losses,
-    thm44_losses_from,
-    thm45_coefficients,
-)
-from theory.records import CheckRecord
+from __future__ import annotations
 
-__all__ = [
-    "CLAIMS",
-    "AuditRow",
-    "CheckRecord",
-    "Claim",
-    "LambdaStar",
-    "Thm45Coefficients",
-    "audit",
-    "audit_claim",
-    "check_claim",
-    "claim_ids",
-    "format_table",
-    "get_claim",
-    "lambda_star",
-    "lemma43_rows",
-    "lpft_wins_boundary",
-    "predict_claim",
-    "require_hypotheses",
-    "tau",
-    "thm44_losses",
-    "thm44_losses_from",
-    "thm45_coefficients",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from theory.audit import AuditRow, audit_claim, format_table  # noqa: F401
+    from theory.claims import (  # noqa: F401
+        CLAIMS,
+        Claim,
+        check_claim,
+        claim_ids,
+        get_claim,
+        predict_claim,
+        require_hypotheses,
+    )
+    from theory.closed_forms import (  # noqa: F401
+        LambdaStar,
+        Thm45Coefficients,
+        lambda_star,
+        lemma43_rows,
+        lpft_wins_boundary,
+        tau,
+        thm44_losses,
+        thm44_losses_from,
+        thm45_coefficients,
+    )
+    from theory.records import CheckRecord  # noqa: F401
+
+# Public name -> the module that defines it (loaded on first use, PEP 562).
+_EXPORTS: dict[str, str] = {
+    "AuditRow": "theory.audit",
+    "audit_claim": "theory.audit",
+    "format_table": "theory.audit",
+    "CLAIMS": "theory.claims",
+    "Claim": "theory.claims",
+    "check_claim": "theory.claims",
+    "claim_ids": "theory.claims",
+    "get_claim": "theory.claims",
+    "predict_claim": "theory.claims",
+    "require_hypotheses": "theory.claims",
+    "LambdaStar": "theory.closed_forms",
+    "Thm45Coefficients": "theory.closed_forms",
+    "lambda_star": "theory.closed_forms",
+    "lemma43_rows": "theory.closed_forms",
+    "lpft_wins_boundary": "theory.closed_forms",
+    "tau": "theory.closed_forms",
+    "thm44_losses": "theory.closed_forms",
+    "thm44_losses_from": "theory.closed_forms",
+    "thm45_coefficients": "theory.closed_forms",
+    "CheckRecord": "theory.records",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -20,7 +20,7 @@ Hits = Sequence[tuple[SimConfig, CheckRecord]]
 
 def _losses(config: SimConfig) -> dict[str, np.ndarray] | None:
     """Simulated ft/lpft local and global (D_G) losses per client (None: diverged)."""
-    from synthetic.simulate import simulate
+    from synthetic.simulation import simulate
 
     frame = simulate([config], ["ft", "lpft"], metrics=["local_loss", "global_loss"])
     if frame["diverged"].any():

@@ -12,7 +12,7 @@ from synthetic.config import SimConfig
 from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, run_method
 from synthetic.problem import client_objectives, draw_problem
-from synthetic.simulate import clients_of, simulate
+from synthetic.simulation import clients_of, simulate
 from theory.closed_forms import (
     lemma43_rows,
     thm44_losses,

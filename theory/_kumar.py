@@ -14,7 +14,7 @@ from synthetic.config import SimConfig
 from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, gradients, run_method
 from synthetic.problem import Objective, Problem, client_objectives, draw_problem
-from synthetic.simulate import clients_of
+from synthetic.simulation import clients_of
 from theory._kumar_flow import (
     BALANCE_REFINE,
     DIVERGED,

@@ -28,7 +28,7 @@ from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, run_method
 from synthetic.metrics import principal_angles
 from synthetic.problem import Problem, client_objectives, draw_problem
-from synthetic.simulate import clients_of
+from synthetic.simulation import clients_of
 from theory.records import EXACT_ATOL, EXACT_RTOL, CheckRecord, all_finite, diverged_record
 
 Array = NDArray[np.float64]

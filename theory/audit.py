@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from synthetic._io import atomic_write_text
+from feddistort_io import atomic_write_text
 from synthetic.config import SimConfig
 from theory._audit_details import characterize, federated_reading
 from theory._samplers import PRIORS, SAMPLERS
@@ -234,7 +234,7 @@ def format_table(rows: Sequence[AuditRow]) -> str:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`synthetic._io.atomic_write_text`)."""
+    """Write ``text`` to ``path`` atomically (see :func:`feddistort_io.atomic_write_text`)."""
     atomic_write_text(path, text)
 
 

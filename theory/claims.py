@@ -66,7 +66,7 @@ def _thm31_predict(power: int) -> Callable[[SimConfig], dict[str, Any]]:
     def predict(config: SimConfig) -> dict[str, Any]:
         """The lower bound of Thm 3.1 with (1 + ||w*||)^power, per fine-tuning client."""
         from synthetic.problem import draw_problem
-        from synthetic.simulate import clients_of
+        from synthetic.simulation import clients_of
 
         problem = draw_problem(config)
         rows = [_kumar_flow.thm31_bound(problem, config, int(i), power)

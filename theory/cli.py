@@ -2,7 +2,7 @@
 
 Light module: argparse only at import; the handlers import numpy, the simulator and the
 claims. Bad input raises ``ValueError`` (``synthetic.ConfigError``), which the dispatcher in
-``figures/cli.py`` prints without a traceback (exit 2). Exit codes of every action follow
+``feddistort/cli.py`` prints without a traceback (exit 2). Exit codes of every action follow
 :data:`EXIT_CODES`.
 """
 

@@ -25,7 +25,7 @@ from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, run_method
 from synthetic.metrics import client_losses
 from synthetic.problem import Problem, client_objectives, draw_problem
-from synthetic.simulate import clients_of, expand_grid, simulate
+from synthetic.simulation import clients_of, expand_grid, simulate
 
 Array = NDArray[np.float64]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from synthetic.config import SimConfig
-from synthetic.simulate import simulate
+from synthetic.simulation import simulate
 from theory.audit import EXACT_CONDITIONS, PRIORS, AuditRow
 from theory.claims import CLAIMS, get_claim
 from theory.closed_forms import lpft_wins_boundary, thm44_losses

@@ -170,7 +170,7 @@ def test_model_specs(tmp_path: Path) -> None:
 
 
 def test_registry_spec() -> None:
-    models = pytest.importorskip("empirical.models")
+    models = pytest.importorskip("empirical.experiment.models")
     name = sorted(models.MODEL_REGISTRY)[0]
     spec = resolve_model_spec(name)
     assert spec.factory is models.MODEL_REGISTRY[name]

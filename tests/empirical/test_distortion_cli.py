@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from figures.cli import main
+from feddistort.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _distortion_models import TinyMLP  # noqa: E402

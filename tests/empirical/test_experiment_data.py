@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from empirical.data import ClientDataConfig, apply_domain, load_digits_images, make_clients
+from empirical.experiment.data import (
+    ClientDataConfig,
+    apply_domain,
+    load_digits_images,
+    make_clients,
+)
 
 DATA = load_digits_images()
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from empirical.data import ClientDataConfig, make_clients
-from empirical.models import build_model, split_parts
-from empirical.pft import VARIANTS, PFTConfig, personalize, snip_mask
-from empirical.soups import average_weights
-from empirical.split import alignment_loss
-from empirical.training import LocalConfig
+from empirical.experiment.data import ClientDataConfig, make_clients
+from empirical.experiment.models import build_model, split_parts
+from empirical.experiment.pft import VARIANTS, PFTConfig, personalize, snip_mask
+from empirical.experiment.soups import average_weights
+from empirical.experiment.split import alignment_loss
+from empirical.experiment.training import LocalConfig
 
 CFG = PFTConfig(
     epochs=3, local=LocalConfig(lr=0.05), lp_epochs=1, n_ingredients=2, lss_weight_steps=3

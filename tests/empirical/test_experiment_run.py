@@ -17,7 +17,7 @@ from empirical.experiment import (
     make_preset,
     run_experiment,
 )
-from figures.cli import main
+from feddistort.cli import main
 
 VARIANTS = ("ft", "lp", "split")
 

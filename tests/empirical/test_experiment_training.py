@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from empirical.data import ClientDataConfig, make_clients
-from empirical.models import build_model
-from empirical.training import (
+from empirical.experiment.data import ClientDataConfig, make_clients
+from empirical.experiment.models import build_model
+from empirical.experiment.training import (
     FedAvgConfig,
     LocalConfig,
     accuracy,

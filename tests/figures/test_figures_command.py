@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
+from feddistort.cli import main
 from figures import registry
-from figures.cli import main
 
 SUBSET = ["lemma-4.3", "kumar"]
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from figures.cli import main
+from feddistort.cli import main
+from feddistort.sweep.engine import SweepSpec, run_sweep
 from synthetic.config import SimConfig
-from synthetic.simulate import simulate
-from synthetic.sweep import SweepSpec, run_sweep
+from synthetic.simulation import simulate
 
 # Chunks batch fewer configurations than one big simulate call; BLAS may round differently.
 RTOL, ATOL = 1e-10, 1e-12

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from figures.cli import main
+from feddistort.cli import main
 from synthetic.config import field_names
 
 _scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8))

@@ -1,4 +1,4 @@
-"""The theory and experiment kinds of ``feddistort sweep`` (figures.sweep_kinds)."""
+"""The theory and experiment kinds of ``feddistort sweep`` (feddistort.sweep.kinds)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import figures.sweep_kinds  # noqa: F401  (registers the kinds)
-from figures.cli import main
+import feddistort.sweep.kinds  # noqa: F401  (registers the kinds)
+from feddistort.cli import main
+from feddistort.sweep.engine import job_from_mapping, run_sweep
 from synthetic.config import ConfigError, SimConfig
-from synthetic.sweep import job_from_mapping, run_sweep
 from theory.claims import get_claim
 from theory.closed_forms import tau
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from figures.cli import main
+from feddistort.cli import main
+from feddistort.sweep.engine import SweepSpec, compute_chunk, make_tasks, read_shard, run_sweep
 from synthetic.config import ConfigError, SimConfig
-from synthetic.sweep import SweepSpec, compute_chunk, make_tasks, read_shard, run_sweep
 
 SPEC = SweepSpec(
     base=SimConfig(d=9, m=2, C=3),
@@ -113,7 +113,7 @@ def _cmd(out: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "figures.cli",
+        "feddistort.cli",
         "sweep",
         "--backend",
         "serial",
@@ -168,7 +168,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
 
 
 def _spec_of(out: Path) -> SweepSpec:
-    from synthetic.sweep import spec_from_mapping
+    from feddistort.sweep.engine import spec_from_mapping
 
     return spec_from_mapping(json.loads((out / "spec.json").read_text()))
 
@@ -176,7 +176,7 @@ def _spec_of(out: Path) -> SweepSpec:
 def test_cli_reports_failed_chunk_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import synthetic.sweep as sweep
+    import feddistort.sweep.engine as sweep
 
     def boom(configs: Any, methods: Any, metrics: Any) -> str:
         if any(c["lam"] == 0.5 for c in configs):

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from figures.cli import main
+from feddistort.cli import main
 from synthetic import ConfigError, SimConfig, config_from_mapping, parse_value
 
 

@@ -11,13 +11,12 @@ from synthetic import (
     COVARIATES,
     ConfigError,
     SimConfig,
-    apply_inputs,
     draw_problem,
     explicit_inputs,
-    quadratic_form,
     sample_inputs,
     second_moment,
 )
+from synthetic.generators import apply_inputs, quadratic_form
 
 EXACT = 1e-12  # float64 identities on O(1) quantities
 

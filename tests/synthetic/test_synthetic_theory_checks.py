@@ -15,16 +15,15 @@ from synthetic import (
     delta_monte_carlo,
     distance_to_ideal,
     draw_problem,
-    fedavg,
     ideal_global_model,
     linear_probe,
     run_method,
     sample_inputs,
-    select_clients,
     simulate,
-    stack_problems,
 )
-from synthetic.simulate import hyper_of
+from synthetic.fedavg import fedavg
+from synthetic.problem import select_clients, stack_problems
+from synthetic.simulation import hyper_of
 
 EXACT_RTOL = 1e-10  # float64 identities: a handful of O(d k) flops, far above round-off
 EXACT_ATOL = 1e-12

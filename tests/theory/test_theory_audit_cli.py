@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from figures.cli import main
+from feddistort.cli import main
 from theory.audit import audit_claim, format_table, report_json, write_atomic
 from theory.closed_forms import thm44_losses
 

@@ -11,7 +11,7 @@ from synthetic import ConfigError, SimConfig
 from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, linear_probe, run_method
 from synthetic.problem import client_objectives, draw_problem
-from synthetic.simulate import simulate
+from synthetic.simulation import simulate
 from theory.claims import check_claim, claim_ids, get_claim, predict_claim
 from theory.closed_forms import thm44_losses
 

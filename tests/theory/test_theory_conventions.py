@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from figures.cli import main
+from feddistort.cli import main
 from synthetic import SimConfig
-from synthetic.simulate import simulate
+from synthetic.simulation import simulate
 from theory.claims import check_claim, predict_claim
 from theory.closed_forms import (
     lambda_star,

@@ -14,7 +14,7 @@ from synthetic.fedavg import ideal_global_model
 from synthetic.generators import InputModel, client_heads
 from synthetic.methods import Hyper, gradients, run_method
 from synthetic.problem import Problem, client_objectives, draw_problem, stack_problems
-from synthetic.simulate import simulate_batch
+from synthetic.simulation import simulate_batch
 from theory.closed_forms import (
     lpft_wins_boundary,
     thm44_losses,

@@ -1,6 +1,7 @@
 r"""FlexP-style U-shaped split personalization ([FLEXP]; THEORY.md Sec. 5).
 
-The model's feature blocks are partitioned by :func:`empirical.models.split_parts`: the client
+The model's feature blocks are partitioned by :func:`empirical.experiment.models.split_parts`:
+the client
 keeps the first ``split_front`` blocks (``client_front``) and the last ``split_back`` blocks plus
 ``head`` (``client_back``, ``head``); the shared middle (``server_middle``) stays at the global
 weights, bit-identical. The client's objective adds an alignment term at the first cut, between
@@ -22,9 +23,9 @@ import copy
 import torch
 from torch import nn
 
-from empirical.models import split_parts
-from empirical.pft import EpochCallback, PFTConfig, sgd
-from empirical.training import train_epoch
+from empirical.experiment.models import split_parts
+from empirical.experiment.pft_config import EpochCallback, PFTConfig, sgd
+from empirical.experiment.training import train_epoch
 
 __all__ = ["alignment_loss", "split_finetune", "trainable_split_parameters"]
 
@@ -64,9 +65,9 @@ def trainable_split_parameters(model: nn.Module, front: int, back: int) -> list[
     Parameters
     ----------
     model : nn.Module
-        Model from :mod:`empirical.models`.
+        Model from :mod:`empirical.experiment.models`.
     front, back : int
-        Cut depths (see :func:`empirical.models.split_parts`).
+        Cut depths (see :func:`empirical.experiment.models.split_parts`).
 
     Returns
     -------

@@ -1,6 +1,7 @@
 """Run independent tasks on joblib (serial, loky), Dask distributed or Ray; yield as they finish.
 
-The sweep engine (:mod:`synthetic.sweep`) hands every backend the same picklable function and
+The sweep engine (:mod:`feddistort.sweep.engine`) hands every backend the same picklable
+function and
 the same tasks; a backend only decides where the calls run. Nothing here schedules work itself:
 joblib, Dask and Ray do. Results are yielded in completion order; the caller orders them.
 """

@@ -10,9 +10,9 @@ Every variant starts from the FedAvg model ``theta_G`` and trains on one client'
               ``|g * theta|`` at ``theta_G`` (g: gradient of the local loss); all others stay
               bit-identical.
 ``soup``      uniform weight average of ``n_ingredients`` FT runs with different batch orders
-              (:mod:`empirical.soups`).
-``lss``       Local Superior Soups (:mod:`empirical.soups`).
-``split``     FlexP-style U-shaped split with an alignment term (:mod:`empirical.split`).
+              (:mod:`empirical.experiment.soups`).
+``lss``       Local Superior Soups (:mod:`empirical.experiment.soups`).
+``split``     FlexP-style U-shaped split with an alignment term (:mod:`empirical.experiment.split`).
 
 Loss flooding (``LocalConfig.flood_level``) applies to the cross-entropy of every variant.
 """
@@ -22,99 +22,16 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from empirical.training import LocalConfig, train_epoch
+from empirical.experiment.pft_config import VARIANTS, EpochCallback, PFTConfig, sgd
+from empirical.experiment.soups import lss, soup
+from empirical.experiment.split import split_finetune
+from empirical.experiment.training import train_epoch
 
 __all__ = ["VARIANTS", "EpochCallback", "PFTConfig", "personalize", "snip_mask"]
-
-VARIANTS: tuple[str, ...] = ("ft", "lp", "lpft", "proximal", "sparse", "soup", "lss", "split")
-
-# Called after every fine-tuning epoch e = 1..epochs with the current personalized model.
-EpochCallback = Callable[[int, nn.Module], None]
-
-
-@dataclass(frozen=True)
-class PFTConfig:
-    """Settings shared by the PFT variants.
-
-    Parameters
-    ----------
-    epochs : int
-        Fine-tuning epochs (>= 1; [CLOSER] uses 15).
-    local : LocalConfig
-        SGD settings and flood level.
-    lp_epochs : int
-        Head-only epochs of ``lpft`` (in [1, epochs)).
-    mu : float
-        Proximal coefficient (>= 0).
-    sparsity : float
-        Fraction of parameters ``sparse`` keeps frozen, in [0, 1).
-    n_ingredients : int
-        Runs averaged by ``soup`` and ``lss`` (>= 2).
-    lss_affinity, lss_diversity : float
-        LSS weights ``lambda_a > 2 lambda_d >= 0`` (the bound keeps the objective bounded below).
-    lss_weight_steps : int
-        Adam steps optimizing the LSS interpolation weights on local data (>= 0).
-    split_front, split_back : int
-        Client blocks before / after the shared middle of ``split`` (cut depths).
-    split_beta : float
-        Alignment weight beta (>= 0; FlexP-like default 0.25).
-    split_align : str
-        ``"kl"`` (softmax over hidden units) or ``"l2"``.
-    """
-
-    epochs: int = 15
-    local: LocalConfig = field(default_factory=lambda: LocalConfig(lr=0.01))
-    lp_epochs: int = 5
-    mu: float = 0.1
-    sparsity: float = 0.9
-    n_ingredients: int = 3
-    lss_affinity: float = 1.0
-    lss_diversity: float = 0.1
-    lss_weight_steps: int = 30
-    split_front: int = 1
-    split_back: int = 1
-    split_beta: float = 0.25
-    split_align: str = "kl"
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if not 1 <= self.lp_epochs < max(self.epochs, 2):
-            raise ValueError(
-                f"lp_epochs must be in [1, epochs={self.epochs}), got {self.lp_epochs}"
-            )
-        if not self.mu >= 0:
-            raise ValueError(f"mu must be >= 0, got {self.mu}")
-        if not 0.0 <= self.sparsity < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
-        if self.n_ingredients < 2:
-            raise ValueError(f"n_ingredients must be >= 2, got {self.n_ingredients}")
-        if not (self.lss_diversity >= 0 and self.lss_affinity > 2 * self.lss_diversity):
-            raise ValueError(
-                f"need lss_affinity > 2 * lss_diversity >= 0, got lss_affinity="
-                f"{self.lss_affinity}, lss_diversity={self.lss_diversity}"
-            )
-        if self.lss_weight_steps < 0:
-            raise ValueError(f"lss_weight_steps must be >= 0, got {self.lss_weight_steps}")
-        if self.split_front < 1 or self.split_back < 0:
-            raise ValueError(
-                f"split_front must be >= 1 and split_back >= 0, got {self.split_front}, "
-                f"{self.split_back}"
-            )
-        if not self.split_beta >= 0:
-            raise ValueError(f"split_beta must be >= 0, got {self.split_beta}")
-        if self.split_align not in ("kl", "l2"):
-            raise ValueError(f"split_align must be 'kl' or 'l2', got {self.split_align!r}")
-
-
-def sgd(params: list[nn.Parameter], config: LocalConfig) -> torch.optim.SGD:
-    """SGD over exactly ``params`` (the parameters a variant may move)."""
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
 
 
 def _train(
@@ -219,12 +136,8 @@ def personalize(
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     if variant in ("soup", "lss"):
-        from empirical.soups import lss, soup
-
         return (soup if variant == "soup" else lss)(global_model, x, y, config, generator, on_epoch)
     if variant == "split":
-        from empirical.split import split_finetune
-
         return split_finetune(global_model, x, y, config, generator, on_epoch)
     model = copy.deepcopy(global_model)
     head: nn.Module = model.head  # type: ignore[assignment]

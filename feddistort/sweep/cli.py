@@ -1,19 +1,14 @@
 """``feddistort sweep``: resumable sweeps on joblib, Dask or Ray (argparse only here).
 
-Kinds: ``simulate`` (built in), ``theory`` and ``experiment`` (registered by
-:data:`KIND_MODULES`, imported by name when the command runs: ``synthetic`` itself never
-imports ``theory``, ``empirical`` or ``figures``).
+Kinds: ``simulate``, ``theory`` and ``experiment``, chosen from the explicit table of
+:mod:`feddistort.sweep.kinds`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Any
-
-# Modules that register extra sweep kinds (synthetic.sweep.register_kind) when imported.
-KIND_MODULES: tuple[str, ...] = ("figures.sweep_kinds",)
 
 _EPILOG = """\
 examples:
@@ -136,19 +131,15 @@ def build_spec(args: argparse.Namespace) -> Any:
 
     Returns
     -------
-    synthetic.sweep.SweepJob
-        A :class:`synthetic.sweep.SweepSpec` for ``kind`` simulate, else the registered kind's
-        sweep (the modules of :data:`KIND_MODULES` are imported first).
+    feddistort.sweep.engine.SweepJob
+        A :class:`feddistort.sweep.engine.SweepSpec` for ``kind`` simulate, else the kind's sweep.
     """
     import json
     from pathlib import Path
 
+    from feddistort.sweep.engine import job_from_mapping
     from synthetic.cli import parse_assignment, parse_grid
     from synthetic.config import ConfigError
-    from synthetic.sweep import job_from_mapping
-
-    for module in KIND_MODULES:
-        importlib.import_module(module)
 
     values: dict[str, Any] = {}
     if args.spec is not None:
@@ -201,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from pathlib import Path
 
-    from synthetic.sweep import run_sweep
+    from feddistort.sweep.engine import run_sweep
 
     spec = build_spec(args)
     report = run_sweep(

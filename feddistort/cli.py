@@ -1,8 +1,9 @@
 """The ``feddistort`` command: one entry point, one subcommand per capability.
 
-Each package contributes its own subcommands through a ``register(subparsers)`` function in a
-light module (argparse only; heavy imports happen inside the handler). The dispatcher lives in
-``figures`` because it is the one package allowed to import all the others.
+Each capability contributes its subcommands through a ``register(subparsers)`` function in a
+light module (argparse only; heavy imports happen inside the handler), listed explicitly in
+:data:`COMMAND_MODULES`. The dispatcher is the application layer: it may import every package,
+and none of them imports it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "synthetic.cli",
     "theory.cli",
-    "empirical.cli",
-    "empirical.experiment_cli",
-    "synthetic.sweep_cli",
+    "feddistort.distortion_cli",
+    "empirical.experiment.cli",
+    "feddistort.sweep.cli",
     "figures.command",
 )
 

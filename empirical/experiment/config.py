@@ -1,11 +1,13 @@
-"""The federated PFT experiment: presets, a resumable runner, and tidy results.
+"""The federated PFT experiment's configuration and presets.
+
+Run a configuration with :func:`empirical.experiment.runner.run_experiment`.
 
 Protocol ([CLOSER] Sec. 3-4; THEORY.md Sec. 4): for each seed, build shifted digit clients
-(:mod:`empirical.data`), train a global model with FedAvg, then fine-tune it on every client with
-each PFT variant (:mod:`empirical.pft`). Every epoch logs the client's local accuracy, its global
-accuracy (mean over the *other* clients' test sets) and its feature distortion
-``Delta_c = (1/n) sum_j ||f(theta_G; x_cj) - f(theta_c; x_cj)||_2`` on its own test samples
-(:func:`empirical.metrics.delta_l2`).
+(:mod:`empirical.experiment.data`), train a global model with FedAvg, then fine-tune it on every
+client with each PFT variant (:mod:`empirical.experiment.pft`). Every epoch logs the client's
+local accuracy, its global accuracy (mean over the *other* clients' test sets) and its feature
+distortion ``Delta_c = (1/n) sum_j ||f(theta_G; x_cj) - f(theta_c; x_cj)||_2`` on its own test
+samples (:func:`empirical.metrics.delta_l2`).
 
 Output layout under ``OUT`` (all files written atomically; a finished (seed, variant) unit is
 recognized by ``runs/seed{S}/{variant}/done.json`` and skipped on the next run)::
@@ -28,33 +30,14 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from empirical.data import ClientDataConfig
-from empirical.experiment_results import (
-    SUMMARY_METRICS,
-    load_epoch_log,
-    load_metrics,
-    summarize,
-    summary_markdown,
-)
-from empirical.models import MODEL_REGISTRY, build_model, split_parts
-from empirical.pft import VARIANTS, PFTConfig
-from empirical.training import FedAvgConfig, LocalConfig
+from empirical.experiment.data import ClientDataConfig
+from empirical.experiment.models import MODEL_REGISTRY, build_model, split_parts
+from empirical.experiment.pft_config import VARIANTS, PFTConfig
+from empirical.experiment.training import FedAvgConfig, LocalConfig
 
-__all__ = [
-    "PRESETS",
-    "SUMMARY_METRICS",
-    "ExperimentConfig",
-    "RunReport",
-    "load_epoch_log",
-    "load_metrics",
-    "make_preset",
-    "run_experiment",
-    "summarize",
-    "summary_markdown",
-]
+__all__ = ["PRESETS", "ExperimentConfig", "make_preset"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +59,7 @@ class ExperimentConfig:
     pft : PFTConfig
         Fine-tuning of every variant.
     variants : tuple of str
-        PFT variants to run (subset of :data:`empirical.pft.VARIANTS`).
+        PFT variants to run (subset of :data:`empirical.experiment.pft.VARIANTS`).
     """
 
     preset: str
@@ -180,61 +163,3 @@ def make_preset(
         pft=pft,
         variants=tuple(variants) if variants is not None else VARIANTS,
     )
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """What a call of :func:`run_experiment` did.
-
-    Attributes
-    ----------
-    trained : list of (int, str)
-        (seed, variant) units computed by this call (``"fedavg"`` is the global baseline).
-    skipped : list of (int, str)
-        Units found finished on disk and not recomputed.
-    out : Path
-        Output directory.
-    """
-
-    trained: list[tuple[int, str]]
-    skipped: list[tuple[int, str]]
-    out: Path
-
-
-def run_experiment(
-    config: ExperimentConfig,
-    out: str | Path,
-    seeds: Sequence[int] = (0, 1, 2),
-    *,
-    progress: bool = True,
-) -> RunReport:
-    """Run (or resume) the experiment; see the module docstring for the layout.
-
-    Parameters
-    ----------
-    config : ExperimentConfig
-        What to run.
-    out : str or Path
-        Output directory; if it already holds a run, its configuration must match (seeds and
-        variants may be extended).
-    seeds : sequence of int
-        Seeds; each seeds the clients (numpy), the model init and FedAvg/PFT (torch Generators).
-    progress : bool
-        Show a tqdm progress bar.
-
-    Returns
-    -------
-    RunReport
-        Units trained and skipped.
-
-    Raises
-    ------
-    ValueError
-        If ``out`` holds a run with a different configuration, or ``seeds`` is empty/negative.
-    """
-    from empirical._experiment_run import execute
-
-    seeds = [int(s) for s in seeds]
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
-    return execute(config, Path(out), seeds, progress)

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from empirical._util import atomic_write
-from empirical.pft import VARIANTS
+from empirical.experiment.pft import VARIANTS
+from feddistort_io import atomic_write_text
 
 __all__ = [
     "BASELINE",
     "SUMMARY_METRICS",
-    "atomic_write_text",
     "load_epoch_log",
     "load_metrics",
     "summarize",
@@ -149,11 +148,6 @@ def summary_markdown(summary: pd.DataFrame) -> str:
             lines.append(f"| {v} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`empirical._util.atomic_write`)."""
-    atomic_write(path, lambda handle: handle.write(text), binary=False)
 
 
 def write_outputs(out: Path) -> pd.DataFrame:

@@ -1,19 +1,9 @@
-"""The ``theory`` and ``experiment`` kinds of ``feddistort sweep`` (registered on import).
+"""The ``theory`` and ``experiment`` kinds of ``feddistort sweep``.
 
-``synthetic.sweep`` is a generic engine (chunks, checksummed shards, backends, resume) and may
-not import :mod:`theory` or :mod:`empirical`; this module, in ``figures`` (which may import
-everything), registers the two kinds that need them with :func:`synthetic.sweep.register_kind`.
-
-- ``theory``: ``{"kind": "theory", "claims": [...], "base": {...}, "grid": {...},
-  "seeds": N, "chunk": N}``. The configurations expand exactly as in a simulator sweep; each
-  chunk checks every claim on every configuration with :func:`theory.check_claim` and writes
-  one row per (configuration, claim). A configuration outside a claim's hypotheses gets a row
-  whose ``skipped`` column gives the failed hypothesis (``holds`` empty), not an error.
-- ``experiment``: ``{"kind": "experiment", "presets": [...], "seeds": N, "quick": bool,
-  "variants": [...]}``. One chunk per (preset, seed), run by
-  :func:`empirical.experiment.run_experiment` in ``DIR/work/<key>/`` (which resumes its own
-  finished variants); the shard is that run's tidy metrics table
-  (:func:`empirical.experiment_results.load_metrics`). Seeds are ``0 .. N-1``.
+The engine (:mod:`feddistort.sweep.engine`) handles chunks, checksummed shards, backends and
+resume for any kind; this module defines the two kinds that need :mod:`theory` and
+:mod:`empirical`, and lists every non-simulate kind in the explicit table :data:`KIND_PARSERS`
+(nothing registers itself on import).
 """
 
 from __future__ import annotations
@@ -24,15 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthetic.config import ConfigError
-from synthetic.sweep import (
+from feddistort.sweep.engine import (
     ChunkTask,
     SweepSpec,
     chunk_key,
     parse_names,
-    register_kind,
     spec_from_mapping,
 )
+from synthetic.config import ConfigError
 
 THEORY_KEYS: tuple[str, ...] = ("kind", "claims", "base", "grid", "seeds", "chunk")
 EXPERIMENT_KEYS: tuple[str, ...] = ("kind", "presets", "seeds", "quick", "variants", "chunk")
@@ -193,10 +182,10 @@ def experiment_chunk(
     Returns
     -------
     str
-        :func:`empirical.experiment_results.load_metrics` of the unit, as CSV.
+        :func:`empirical.experiment.results.load_metrics` of the unit, as CSV.
     """
     from empirical.experiment import make_preset, run_experiment
-    from empirical.experiment_results import load_metrics
+    from empirical.experiment.results import load_metrics
 
     (unit,) = configs
     config = make_preset(unit["preset"], quick=unit["quick"], variants=unit["variants"])
@@ -249,7 +238,7 @@ class ExperimentSweep:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``spec.json``)."""
-        from synthetic import __version__
+        from feddistort_io import __version__
 
         return {
             "kind": "experiment",
@@ -271,8 +260,8 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
     ConfigError
         Unknown key, missing or unknown preset or variant, bad seeds/quick/chunk.
     """
-    from empirical.experiment import PRESETS, make_preset
-    from empirical.pft import VARIANTS
+    from empirical.experiment.config import PRESETS, make_preset
+    from empirical.experiment.pft import VARIANTS
 
     _check_keys(values, "experiment", EXPERIMENT_KEYS)
     if "presets" not in values:
@@ -302,11 +291,15 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
     return ExperimentSweep(presets, seeds, quick, variants)
 
 
-register_kind("theory", theory_from_mapping)
-register_kind("experiment", experiment_from_mapping)
+# The sweep kinds besides ``simulate`` (explicit; nothing registers itself on import).
+KIND_PARSERS: dict[str, Any] = {
+    "theory": theory_from_mapping,
+    "experiment": experiment_from_mapping,
+}
 
 __all__ = [
     "EXPERIMENT_KEYS",
+    "KIND_PARSERS",
     "THEORY_COLUMNS",
     "THEORY_KEYS",
     "ExperimentSweep",

@@ -1,8 +1,8 @@
 """Resumable simulator sweeps: chunks of configurations, one checksummed shard per chunk.
 
 A sweep is a :class:`SweepSpec` (base configuration, grid, seeds, methods, metrics, chunk
-size). Its configurations (:func:`synthetic.simulate.expand_grid` order) are cut into
-consecutive chunks; each chunk is simulated on a backend (:mod:`synthetic._backends`) and
+size). Its configurations (:func:`synthetic.simulation.expand_grid` order) are cut into
+consecutive chunks; each chunk is simulated on a backend (:mod:`feddistort.sweep.backends`) and
 written atomically as ``shards/<key>.csv`` with a sidecar ``shards/<key>.json`` holding its
 row count and sha256. The key hashes the chunk's configurations, methods, metrics and the
 package version, so a changed spec never reuses a shard. ``results.csv`` is the concatenation
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthetic._backends import check_backend, run_tasks
-from synthetic._io import atomic_write_json, atomic_write_text
+from feddistort.sweep.backends import check_backend, run_tasks
+from feddistort_io import atomic_write_json, atomic_write_text
 from synthetic.config import ConfigError, SimConfig, config_from_mapping, field_names, parse_value
 from synthetic.methods import METHODS
 from synthetic.metrics import DEFAULT_METRICS, METRICS
-from synthetic.simulate import check_methods, expand_grid
+from synthetic.simulation import check_methods, expand_grid
 
 SPEC_KEYS: tuple[str, ...] = ("kind", "base", "grid", "seeds", "methods", "metrics", "chunk")
 DEFAULT_CHUNK = 64
@@ -41,7 +41,7 @@ Compute = Callable[[Sequence[Mapping[str, Any]], Sequence[str], Sequence[str]], 
 
 
 def _version() -> str:
-    from synthetic import __version__
+    from feddistort_io import __version__
 
     return __version__
 
@@ -109,7 +109,7 @@ class SweepSpec:
     seeds : int
         Seeds per grid point (>= 1).
     methods, metrics : tuple of str
-        Passed to :func:`synthetic.simulate.simulate`.
+        Passed to :func:`synthetic.simulation.simulate`.
     chunk : int
         Configurations per chunk (one shard each, >= 1).
     """
@@ -199,30 +199,18 @@ class SweepJob(Protocol):
 
 
 JobParser = Callable[[Mapping[str, Any]], SweepJob]
-_KINDS: dict[str, JobParser] = {}
 
 
-def register_kind(name: str, parse: JobParser) -> None:
-    """Register a sweep kind: ``parse`` turns a spec mapping into a :class:`SweepJob`.
+def _kind_parsers() -> dict[str, JobParser]:
+    """The explicit table of sweep kinds: ``simulate`` here, the others in the kinds module."""
+    from feddistort.sweep.kinds import KIND_PARSERS
 
-    Packages that ``synthetic`` must not import (``theory``, ``empirical``) register their
-    kinds from ``figures.sweep_kinds``; the ``sweep`` command imports it before parsing.
-
-    Parameters
-    ----------
-    name : str
-        Value of the spec's ``kind`` key (``"simulate"`` is built in).
-    parse : callable
-        ``mapping -> SweepJob``; raises :class:`ConfigError` naming any bad key or value.
-    """
-    if name == "simulate":
-        raise ConfigError(f"kind={name!r} is invalid: 'simulate' is built in")
-    _KINDS[name] = parse
+    return {"simulate": spec_from_mapping, **KIND_PARSERS}
 
 
 def kind_names() -> tuple[str, ...]:
-    """The sweep kinds known now: ``simulate`` and every registered kind."""
-    return ("simulate", *_KINDS)
+    """The sweep kinds: ``simulate``, ``theory`` and ``experiment``."""
+    return tuple(_kind_parsers())
 
 
 def job_from_mapping(values: object) -> SweepJob:
@@ -232,7 +220,7 @@ def job_from_mapping(values: object) -> SweepJob:
     ----------
     values : object
         Parsed JSON; ``simulate`` specs go to :func:`spec_from_mapping`, other kinds to the
-        parser given to :func:`register_kind`.
+        parser of its kind (:data:`feddistort.sweep.kinds.KIND_PARSERS`).
 
     Returns
     -------
@@ -246,11 +234,10 @@ def job_from_mapping(values: object) -> SweepJob:
     if not isinstance(values, Mapping):
         raise ConfigError(f"sweep spec {values!r} is invalid: expected a JSON object")
     kind = values.get("kind", "simulate")
-    if kind == "simulate":
-        return spec_from_mapping(values)
-    if not isinstance(kind, str) or kind not in _KINDS:
-        raise ConfigError(f"kind={kind!r} is invalid: expected one of {', '.join(kind_names())}")
-    return _KINDS[kind](values)
+    parsers = _kind_parsers()
+    if not isinstance(kind, str) or kind not in parsers:
+        raise ConfigError(f"kind={kind!r} is invalid: expected one of {', '.join(parsers)}")
+    return parsers[kind](values)
 
 
 def spec_from_mapping(values: object) -> SweepSpec:
@@ -328,7 +315,7 @@ def compute_chunk(
         ``simulate(...).to_csv(index=False)``: floats are written with ``repr`` precision, so
         the text round-trips exactly.
     """
-    from synthetic.simulate import simulate
+    from synthetic.simulation import simulate
 
     frame = simulate([SimConfig(**c) for c in configs], methods, metrics=metrics)
     return frame.to_csv(index=False)
@@ -492,7 +479,7 @@ def run_sweep(
     out : path
         Output folder (see the module docstring for its layout).
     backend, workers, scheduler
-        Where chunks run (:func:`synthetic._backends.run_tasks`).
+        Where chunks run (:func:`feddistort.sweep.backends.run_tasks`).
     retries : int
         Extra attempts for a failing chunk (>= 0); other chunks finish meanwhile.
     progress : bool
@@ -605,7 +592,6 @@ __all__ = [
     "make_tasks",
     "parse_names",
     "read_shard",
-    "register_kind",
     "run_sweep",
     "spec_from_mapping",
     "write_shard",

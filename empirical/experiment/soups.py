@@ -33,8 +33,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from empirical.pft import EpochCallback, PFTConfig, sgd
-from empirical.training import flood, train_epoch
+from empirical.experiment.pft_config import EpochCallback, PFTConfig, sgd
+from empirical.experiment.training import flood, train_epoch
 
 __all__ = ["average_weights", "lss", "soup"]
 

@@ -89,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from empirical._util import atomic_write
     from empirical.compare import compare_checkpoints
-    from empirical.heatmap import distortion_heatmap
+    from feddistort_io import atomic_write
+    from figures.heatmap import distortion_heatmap
 
     kwargs: dict[str, Any] = {}
     if args.model_kwargs:

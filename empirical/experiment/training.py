@@ -200,7 +200,7 @@ def predict_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     model : nn.Module
-        Model from :mod:`empirical.models`.
+        Model from :mod:`empirical.experiment.models`.
     x : Tensor of shape (n, ...)
         Inputs.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from empirical.data import ClientData, make_clients
-from empirical.experiment import ExperimentConfig, RunReport
-from empirical.experiment_results import BASELINE, atomic_write_text, write_outputs
+from empirical.experiment.config import ExperimentConfig
+from empirical.experiment.data import ClientData, make_clients
+from empirical.experiment.models import build_model
+from empirical.experiment.pft import VARIANTS, personalize
+from empirical.experiment.results import BASELINE, write_outputs
+from empirical.experiment.training import accuracy, fedavg, predict_features
 from empirical.metrics import delta_l2, linear_cka
-from empirical.models import build_model
-from empirical.pft import VARIANTS, personalize
-from empirical.training import accuracy, fedavg, predict_features
+from feddistort_io import atomic_write_text
 
 
 def _save_tensors(model: nn.Module, path: Path) -> None:
@@ -210,3 +213,59 @@ def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: boo
         torch.set_num_threads(threads)
     write_outputs(out)
     return RunReport(trained=trained, skipped=skipped, out=out)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a call of :func:`run_experiment` did.
+
+    Attributes
+    ----------
+    trained : list of (int, str)
+        (seed, variant) units computed by this call (``"fedavg"`` is the global baseline).
+    skipped : list of (int, str)
+        Units found finished on disk and not recomputed.
+    out : Path
+        Output directory.
+    """
+
+    trained: list[tuple[int, str]]
+    skipped: list[tuple[int, str]]
+    out: Path
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out: str | Path,
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    progress: bool = True,
+) -> RunReport:
+    """Run (or resume) the experiment; see the module docstring for the layout.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        What to run.
+    out : str or Path
+        Output directory; if it already holds a run, its configuration must match (seeds and
+        variants may be extended).
+    seeds : sequence of int
+        Seeds; each seeds the clients (numpy), the model init and FedAvg/PFT (torch Generators).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    RunReport
+        Units trained and skipped.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` holds a run with a different configuration, or ``seeds`` is empty/negative.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    return execute(config, Path(out), seeds, progress)
