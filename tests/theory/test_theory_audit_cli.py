@@ -48,7 +48,7 @@ def test_audit_federated_reading_of_kumar_fails_somewhere():
 def test_audit_table_json_and_atomic_write(tmp_path):
     rows = audit_claim("lemma-4.3", 3, np.random.default_rng(0))
     table = format_table(rows)
-    assert table.splitlines()[0].split()[:4] == ["claim", "kind", "tried", "violations"]
+    assert table.splitlines()[0].split()[:5] == ["claim", "kind", "prior", "tried", "violations"]
     target = tmp_path / "sub" / "audit.json"
     write_atomic(target, report_json(rows, 3, 0))
     data = json.loads(target.read_text())
