@@ -2,7 +2,8 @@
 
 The report re-runs the sympy derivations (so the formulas it prints are the derived ones),
 evaluates worked examples with the simulator, and tabulates an audit.
-Regenerate with ``feddistort theory audit --budget 200 --markdown docs/theory-audit.md``.
+Regenerate with ``feddistort theory audit --budget 200 --output docs/theory-audit.json
+--markdown docs/theory-audit.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from theory.audit import EXACT_CONDITIONS, PRIORS, AuditRow
 from theory.claims import CLAIMS, get_claim
 from theory.closed_forms import lpft_wins_boundary, thm44_losses
 
-COMMAND = "feddistort theory audit --budget {budget} --seed {seed} --markdown docs/theory-audit.md"
+COMMAND = (
+    "feddistort theory audit --budget {budget} --seed {seed} "
+    "--output docs/theory-audit.json --markdown docs/theory-audit.md"
+)
 
 #: Worked Theorem 4.5 example with a finite lambda* (client 3).
 THM45_EXAMPLE = SimConfig(covariate="mix", mix=0.75, eps=0.3, eta=0.2, seed=0, client=3)
