@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from empirical.compare import ALL_METRICS, compare_checkpoints
 from empirical.drift import weight_drift
 from empirical.features import (
+    ForwardError,
     LayerNotFoundError,
     NonFiniteFeaturesError,
     extract_features,
@@ -53,7 +54,7 @@ def test_hooks_removed_and_mode_restored_even_on_error() -> None:
     extract_features(model, _x(), ["fc*", "head:in"], batch_size=7)
     assert _hooks(model) == 0
     assert model.training
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ForwardError, match=r"mat1 and mat2.*\(5, 4\)"):
         extract_features(model, torch.zeros(5, 4), ["fc1"])  # wrong input width
     assert _hooks(model) == 0
     assert model.training
@@ -115,7 +116,7 @@ def test_round_trip_drift_only_at_and_after_perturbed_layer(tmp_path: Path) -> N
     table = compare_checkpoints(
         SPEC, g, {"a": c, "same": g}, {"*": x}, layers=LAYERS, batch_size=16
     )
-    assert list(table.columns) == ["client", "layer", "metric", "value", "n"]
+    assert list(table.columns) == ["client", "layer", "kind", "metric", "value", "n", "status"]
     val = table.set_index(["client", "layer", "metric"])["value"]
     # Feature drift: none before fc2, some at fc2 and after.
     assert val["a", "fc1", "delta_l2"] == 0.0
