@@ -27,6 +27,7 @@ class Placeholder:
 
     target: ClassVar[str] = "?"
     calls: ClassVar[list[str]]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Placeholder:  # noqa: D102
         obj = super().__new__(cls)
@@ -71,7 +72,7 @@ def _rebuild_parameter(data: Any, *_rest: Any) -> torch.Tensor:
 def _rebuild_from_type(func: Any, _new_type: Any, args: Any, _state: Any) -> torch.Tensor:
     if func not in (_rebuild_tensor, _rebuild_parameter):
         raise pickle.UnpicklingError("tensor subclass rebuilt by a function that is not allowed")
-    return func(*args)  # type: ignore[no-any-return]
+    return func(*args)
 
 
 def _reconstructor(cls: Any, base: Any, state: Any) -> Any:

@@ -245,12 +245,12 @@ def compare_checkpoints(
     chosen = _check_metrics(metrics)
     if not clients:
         raise ValueError("clients is empty: expected at least one NAME=checkpoint")
-    for name, value in (("batch_size", batch_size), ("minibatch_size", minibatch_size)):
-        if not isinstance(value, int) or value < (4 if name == "minibatch_size" else 1):
+    for name, size in (("batch_size", batch_size), ("minibatch_size", minibatch_size)):
+        if not isinstance(size, int) or size < (4 if name == "minibatch_size" else 1):
             low = 4 if name == "minibatch_size" else 1
-            raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {low}")
+            raise ValueError(f"{name}={size!r} is invalid: expected an integer >= {low}")
     spec = model if isinstance(model, ModelSpec) else resolve_model_spec(model, model_kwargs)
-    opts = {"trust": trust, "state_key": state_key}
+    opts: dict[str, Any] = {"trust": trust, "state_key": state_key}
     global_model, global_state, _ = _load(
         spec, global_checkpoint, strict=strict and not fill_buffers, **opts
     )

@@ -107,7 +107,7 @@ def _import_callable(spec: str) -> Callable[..., nn.Module]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise ValueError(f"model spec {spec!r}: {attr!r} is not callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _allowed(module_name: str, allow_modules: Sequence[str]) -> bool:

@@ -241,7 +241,8 @@ def test_inplace_conv_block_features_every_layer(spatial: str) -> None:
 
     want = {"conv1.0": red(c0), "conv1.1": red(c1), "conv1.2": red(c2), "fc1.0": f0,
             "fc1.1": f1, "fc:in": f1}  # fmt: skip
-    assert bool((c1 < 0).any()) and bool((f0 < 0).any())
+    assert bool((c1 < 0).any())
+    assert bool((f0 < 0).any())
     for name, ref in want.items():
         torch.testing.assert_close(feats[name], ref, rtol=1e-6, atol=1e-6, msg=name)
 
@@ -325,7 +326,9 @@ def test_weight_problem_gives_status_and_keeps_feature_metrics(tmp_path: Path) -
         "client 'a': weight metrics not computed: weights differ in keys: head.bias"
     ]
     a = table[(table.client == "a") & (table.metric == "weight_l2")]
-    assert len(a) == 1 and math.isnan(a.value.iloc[0]) and "head.bias" in a.status.iloc[0]
+    assert len(a) == 1
+    assert math.isnan(a.value.iloc[0])
+    assert "head.bias" in a.status.iloc[0]
     assert table[(table.client == "a") & (table.metric == "delta_l2")].value.notna().all()
     assert (table[table.client == "b"].status == "ok").all()
 
@@ -336,8 +339,16 @@ def test_minibatch_size_is_independent_of_batch_size(tmp_path: Path) -> None:
     g, c = _save_pair(tmp_path, "fc1")
     x = _x(100)
     values = [
-        compare_checkpoints(SPEC, g, {"a": c}, {"*": x}, layers=["fc2"], metrics=["minibatch_cka"],
-                            batch_size=b, minibatch_size=16).value.iloc[0]  # fmt: skip
+        compare_checkpoints(
+            SPEC,
+            g,
+            {"a": c},
+            {"*": x},
+            layers=["fc2"],
+            metrics=["minibatch_cka"],
+            batch_size=b,
+            minibatch_size=16,
+        ).value.iloc[0]  # fmt: skip
         for b in (7, 16, 100)
     ]
     gm, cm = TinyMLP(), TinyMLP()
@@ -347,8 +358,9 @@ def test_minibatch_size_is_independent_of_batch_size(tmp_path: Path) -> None:
                         extract_features(cm, x, ["fc2"])["fc2"], batch_size=16)  # fmt: skip
     for v in values:
         assert v == pytest.approx(ref, abs=1e-9)
-    other = compare_checkpoints(SPEC, g, {"a": c}, {"*": x}, layers=["fc2"],
-                                metrics=["minibatch_cka"], minibatch_size=50).value.iloc[0]  # fmt: skip
+    other = compare_checkpoints(
+        SPEC, g, {"a": c}, {"*": x}, layers=["fc2"], metrics=["minibatch_cka"], minibatch_size=50
+    ).value.iloc[0]
     assert abs(other - ref) > 1e-6  # the minibatch size does change the estimate
 
 
