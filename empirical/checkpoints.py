@@ -1,125 +1,49 @@
-"""Load checkpoints saved by any FL code base and rebuild the model they belong to.
+"""Load checkpoints saved by any FL code base and fit them to the model they belong to.
 
-PyTorch files (.pt/.pth/.bin, zip or legacy format) are read with ``weights_only=True``; a file
-that needs arbitrary unpickling is refused (:class:`UnsafeCheckpointError`) unless the caller
-opts in with ``trust=True``. safetensors files never run code. A state_dict may be nested under a
-common key (``state_dict``, ``model``, ``model_state_dict``, ``net``, ...); ``module.``
-(DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes are removed.
+Reading never runs code (see :mod:`empirical.formats`): ``weights_only=True``, safetensors,
+NumPy arrays, or a restricted unpickler for whole pickled models. ``trust=True`` switches to
+plain ``torch.load(weights_only=False)``, which runs whatever code the file names.
+
+Fitting (:func:`fit_state_dict`) then maps the tensors onto the model's state_dict: ``module.``
+(DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes are removed; Flower's unnamed
+arrays are taken by position with every shape checked; PFLlib's ``BaseHeadSplit`` keys
+(``base.<body>``, ``head.<classifier>``) are mapped onto a plain model; BatchNorm counters
+(``num_batches_tracked``, identified by name) are cast to the model's dtype; missing buffers can be
+filled from a reference (FL-bench's ``buffers: local``).
 """
 
 from __future__ import annotations
 
-import io
-import pickletools
-import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from empirical.formats import (
+    CheckpointError,
+    CorruptCheckpointError,
+    RawCheckpoint,
+    UnsafeCheckpointError,
+    read_checkpoint,
+)
 from empirical.model_spec import ModelSpec, resolve_model_spec
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used; the message names the file and the reason."""
-
-
-class CorruptCheckpointError(CheckpointError):
-    """The file is not a readable PyTorch or safetensors checkpoint."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """Loading the file would run arbitrary code (pickled objects beyond tensors)."""
 
 
 class StateDictMismatchError(CheckpointError):
     """The state_dict does not fit the architecture; missing/unexpected keys are named."""
 
 
-NESTED_KEYS: tuple[str, ...] = (
-    "state_dict", "model_state_dict", "model", "net", "network", "model_state", "module",
-    "params", "weights", "ema_state_dict", "student",
-)  # fmt: skip
-"""Keys under which training code commonly nests the state_dict, tried in this order."""
-
 STRIP_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
+COUNTER_NAMES: tuple[str, ...] = ("num_batches_tracked",)
+"""Last key components of integer counters: never weights, never in a metric."""
 
 
-def _pickle_globals(path: Path) -> list[str] | None:
-    """Globals a pickle would import, read with pickletools (nothing is executed).
-
-    Returns None when the bytes are not a parseable pickle (a corrupt file).
-    """
-    data = path.read_bytes()
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
-            if not names:
-                return None
-            data = zf.read(names[0])
-    found: list[str] = []
-    strings: list[str] = []
-    try:
-        for op, arg, _ in pickletools.genops(io.BytesIO(data)):
-            if isinstance(arg, str):
-                strings.append(arg)
-            if op.name == "GLOBAL" and isinstance(arg, str):
-                found.append(arg.replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.append(f"{strings[-2]}.{strings[-1]}")
-            if op.name == "STOP":
-                break
-    except Exception:
-        return None
-    return found
-
-
-def _torch_load(path: Path, trust: bool) -> Any:
-    if trust:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 (torch raises many types on bad bytes)
-        names = _pickle_globals(path)
-        safe = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2"}
-        risky = sorted({g for g in names or [] if g not in safe and not g.startswith("torch.")})
-        if names is None or not risky:
-            raise CorruptCheckpointError(
-                f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: "
-                f"{str(err).splitlines()[-1] if str(err) else err!r}); expected a file written "
-                "by torch.save or safetensors"
-            ) from None
-        raise UnsafeCheckpointError(
-            f"{path}: refusing to load: the file holds pickled Python objects beyond tensors "
-            f"({', '.join(risky[:5])}), and unpickling them can run arbitrary code. Re-save the "
-            "state_dict alone (torch.save(model.state_dict(), path)) or, only if you trust the "
-            "file's origin, pass trust=True / --trust-checkpoint"
-        ) from None
-
-
-def _find_state_dict(obj: Any, path: Path, where: str = "") -> dict[str, torch.Tensor]:
-    if isinstance(obj, nn.Module):
-        return dict(obj.state_dict())
-    if isinstance(obj, Mapping):
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return {str(k): v for k, v in obj.items()}
-        for key in NESTED_KEYS:
-            if key in obj:
-                try:
-                    return _find_state_dict(obj[key], path, f"{where}[{key!r}]")
-                except CheckpointError:
-                    continue
-        keys = ", ".join(repr(k) for k in list(obj)[:12])
-        raise CheckpointError(
-            f"{path}{where}: no state_dict found; top-level keys are {keys}; expected a mapping "
-            f"of tensors, possibly nested under one of {', '.join(NESTED_KEYS)}"
-        )
-    raise CheckpointError(
-        f"{path}{where}: holds a {type(obj).__name__}, expected a state_dict (mapping name -> "
-        "tensor) or a dict nesting one"
-    )
+def is_counter(key: str) -> bool:
+    """Whether ``key`` names a counter buffer (``bn.num_batches_tracked``), by name."""
+    return key.rsplit(".", 1)[-1] in COUNTER_NAMES
 
 
 def normalize_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -145,15 +69,39 @@ def normalize_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
-def load_state_dict(path: str | Path, *, trust: bool = False) -> dict[str, torch.Tensor]:
-    """Read a state_dict from a PyTorch or safetensors checkpoint file.
+def load_raw(
+    path: str | Path, *, trust: bool = False, state_key: str | None = None
+) -> RawCheckpoint:
+    """Read a checkpoint file (any supported format) without fitting it to a model."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist or is not a file")
+    raw = read_checkpoint(p, trust=trust, state_key=state_key)
+    if raw.positional:
+        return raw
+    return RawCheckpoint(normalize_keys(raw.tensors), False, raw.format, raw.ignored)
+
+
+def load_state_dict(
+    path: str | Path,
+    *,
+    trust: bool = False,
+    state_key: str | None = None,
+    model: nn.Module | None = None,
+) -> dict[str, torch.Tensor]:
+    """Read a state_dict from a checkpoint file.
 
     Parameters
     ----------
     path : str or Path
-        ``.safetensors``, or a PyTorch file (``.pt``, ``.pth``, ``.bin``, any other name).
+        A ``torch.save`` file (state_dict, nested dict, FL-bench package or whole model),
+        safetensors or ``.npz``; the format is recognized by content, whatever the name.
     trust : bool
-        Allow arbitrary unpickling (``weights_only=False``). Only for files you trust.
+        Use ``torch.load(weights_only=False)``, which can run arbitrary code from the file.
+    state_key : str, optional
+        Key of the nested state_dict (``a/b`` for deeper nesting).
+    model : nn.Module, optional
+        Needed for unnamed arrays (Flower): they are mapped onto its state_dict by position.
 
     Returns
     -------
@@ -165,40 +113,124 @@ def load_state_dict(path: str | Path, *, trust: bool = False) -> dict[str, torch
     FileNotFoundError
         The file does not exist.
     CorruptCheckpointError, UnsafeCheckpointError, CheckpointError
-        Unreadable file; a pickle that would run code (without ``trust``); no state_dict inside.
+        Unreadable file; a pickle that would run code and holds no readable state_dict; no
+        state_dict inside.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist or is not a file")
-    if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return normalize_keys(load_file(str(p), device="cpu"))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise CorruptCheckpointError(f"{p}: not a readable safetensors file ({err})") from None
-    return normalize_keys(_find_state_dict(_torch_load(p, trust), p))
+    raw = load_raw(path, trust=trust, state_key=state_key)
+    if raw.positional:
+        if model is None:
+            raise CheckpointError(
+                f"{path}: holds {len(raw.tensors)} unnamed arrays (arr_0, arr_1, ...: "
+                "Flower's np.savez(path, *ndarrays)); pass the model to map them by position"
+            )
+        return _by_position(model.state_dict(), raw.tensors, str(path))
+    return raw.tensors
 
 
-def check_state_dict(
-    model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, source: str
-) -> None:
-    """Raise :class:`StateDictMismatchError` naming missing, unexpected and mis-shaped keys.
+def _by_position(
+    expected: Mapping[str, torch.Tensor], arrays: Mapping[str, torch.Tensor], source: str
+) -> dict[str, torch.Tensor]:
+    keys, values = list(expected), list(arrays.values())
+    for i, (key, value) in enumerate(zip(keys, values, strict=False)):
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise StateDictMismatchError(
+                f"{source}: array arr_{i} has shape {tuple(value.shape)} but position {i} of the "
+                f"model's state_dict is {key!r} with shape {tuple(expected[key].shape)}; expected "
+                "the arrays in state_dict order (Flower: [v for _, v in state_dict().items()])"
+            )
+    if len(values) != len(keys):
+        raise StateDictMismatchError(
+            f"{source}: holds {len(values)} arrays but the model's state_dict has {len(keys)} "
+            f"entries; expected one array per entry, in state_dict order"
+        )
+    return dict(zip(keys, values, strict=True))
 
-    With ``strict=False`` only shape mismatches of shared keys are errors.
+
+def _base_head(expected: Mapping[str, Any], state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Map PFLlib ``BaseHeadSplit`` keys (``base.X``, ``head.Y``) onto a plain model."""
+    if any(k in expected for k in state) or not all(
+        k.startswith(("base.", "head.")) for k in state
+    ):
+        return state
+    body = {k[len("base.") :]: v for k, v in state.items() if k.startswith("base.")}
+    rest = [k for k in expected if k not in body]
+    head = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
+    prefixes = {k.rsplit(".", 1)[0] for k in rest if "." in k}
+    for prefix in sorted(prefixes):
+        mapped = {f"{prefix}.{k}": v for k, v in head.items()}
+        if set(mapped) == set(rest):
+            return {**body, **mapped}
+    return state
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What :func:`fit_state_dict` did beyond copying: filled and cast keys."""
+
+    filled: list[str] = field(default_factory=list)
+    cast: list[str] = field(default_factory=list)
+
+
+def fit_state_dict(
+    model: nn.Module,
+    raw: RawCheckpoint | Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    strict: bool = True,
+    fill_from: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[dict[str, torch.Tensor], FitReport]:
+    """Map checkpoint tensors onto ``model``'s state_dict and check them.
+
+    Parameters
+    ----------
+    model : nn.Module
+    raw : RawCheckpoint or mapping str -> Tensor
+    source : str
+        The checkpoint, for messages.
+    strict : bool
+        Require every key of the model; with False, missing keys keep the model's values.
+    fill_from : mapping str -> Tensor, optional
+        Missing *buffers* (never parameters) are taken from here (FL-bench ``buffers: local``
+        files lack them on one side); each is listed in :attr:`FitReport.filled`.
+
+    Returns
+    -------
+    (dict str -> Tensor, FitReport)
+        The state to load (model's key order, counters cast to the model's dtype).
+
+    Raises
+    ------
+    StateDictMismatchError
+        Names the missing, unexpected and mis-shaped keys.
     """
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
+    if isinstance(raw, RawCheckpoint) and raw.positional:
+        state = _by_position(expected, raw.tensors, source)
+    else:
+        tensors = raw.tensors if isinstance(raw, RawCheckpoint) else raw
+        state = _base_head(expected, normalize_keys(tensors))
+    buffers = {name for name, _ in model.named_buffers()}
+    filled: list[str] = []
+    if fill_from is not None:
+        for key in expected:
+            if key not in state and key in buffers and key in fill_from:
+                state[key] = fill_from[key]
+                filled.append(key)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
     shapes = [
-        f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     problems = []
     if strict and missing:
-        problems.append(f"missing keys ({len(missing)}): {', '.join(missing[:10])}")
+        hint = " (missing buffers can be filled from the global model: --fill-buffers)"
+        only_buffers = all(k in buffers for k in missing)
+        problems.append(
+            f"missing keys ({len(missing)}): {', '.join(missing[:10])}"
+            + (hint if only_buffers and fill_from is None else "")
+        )
     if strict and unexpected:
         problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:10])}")
     if shapes:
@@ -207,6 +239,20 @@ def check_state_dict(
         raise StateDictMismatchError(
             f"{source} does not fit the model architecture: " + " | ".join(problems)
         )
+    cast = [k for k in state if k in expected and state[k].dtype != expected[k].dtype]
+    out = {
+        k: (state[k].to(expected[k].dtype) if k in cast else state[k])
+        for k in expected
+        if k in state
+    }
+    return out, FitReport(filled, cast)
+
+
+def check_state_dict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, source: str
+) -> None:
+    """Raise :class:`StateDictMismatchError` naming missing, unexpected and mis-shaped keys."""
+    fit_state_dict(model, state_dict, source=source, strict=strict)
 
 
 def load_model(
@@ -216,6 +262,7 @@ def load_model(
     model_kwargs: Mapping[str, Any] | None = None,
     trust: bool = False,
     strict: bool = True,
+    state_key: str | None = None,
 ) -> nn.Module:
     """Build the architecture from ``spec`` and load ``checkpoint`` into it.
 
@@ -229,9 +276,11 @@ def load_model(
     model_kwargs : mapping, optional
         Constructor keyword arguments (override those of ``spec``).
     trust : bool
-        Allow arbitrary unpickling of ``checkpoint``.
+        Use ``torch.load(weights_only=False)``: can run arbitrary code from the file.
     strict : bool
         Require exactly the model's keys.
+    state_key : str, optional
+        Key of the nested state_dict.
 
     Returns
     -------
@@ -240,19 +289,24 @@ def load_model(
     """
     resolved = spec if isinstance(spec, ModelSpec) else resolve_model_spec(spec, model_kwargs)
     model = resolved.build()
-    state = load_state_dict(checkpoint, trust=trust)
-    check_state_dict(model, state, strict=strict, source=str(checkpoint))
+    raw = load_raw(checkpoint, trust=trust, state_key=state_key)
+    state, _ = fit_state_dict(model, raw, source=str(checkpoint), strict=strict)
     model.load_state_dict(state, strict=strict)
     return model.eval()
 
 
 __all__ = [
+    "COUNTER_NAMES",
     "CheckpointError",
     "CorruptCheckpointError",
+    "FitReport",
     "StateDictMismatchError",
     "UnsafeCheckpointError",
     "check_state_dict",
+    "fit_state_dict",
+    "is_counter",
     "load_model",
+    "load_raw",
     "load_state_dict",
     "normalize_keys",
 ]

@@ -31,6 +31,14 @@ class NonFiniteFeaturesError(ValueError):
     """Features contain NaN or Inf; the message names the layer and the checkpoint."""
 
 
+class ForwardError(ValueError):
+    """The forward pass failed on the data (wrong shape or dtype for the model)."""
+
+
+MAX_AUTO_LAYERS = 8
+"""At most this many layers are chosen by ``layers="auto"``."""
+
+
 @dataclass(frozen=True)
 class LayerRef:
     """A hook point: module ``name`` and whether its ``input`` or output is captured."""
@@ -55,7 +63,24 @@ def default_layer(model: nn.Module) -> LayerRef:
     return LayerRef(linears[-1], input=True)
 
 
-def resolve_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> list[LayerRef]:
+def auto_layers(model: nn.Module) -> list[LayerRef]:
+    """Several layers along the depth: conv/Linear outputs and the penultimate features.
+
+    The outputs of every ``nn.Conv*d`` and every ``nn.Linear`` but the last (at most
+    :data:`MAX_AUTO_LAYERS` - 1, evenly spaced, the deepest kept), then the input of the final
+    Linear (:func:`default_layer`).
+    """
+    last = default_layer(model)
+    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+    names = [n for n, m in model.named_modules() if isinstance(m, convs) and n != last.name]
+    k = MAX_AUTO_LAYERS - 1
+    if len(names) > k:
+        step = (len(names) - 1) / (k - 1)
+        names = [names[round(i * step)] for i in range(k)]
+    return [*(LayerRef(n) for n in names), last]
+
+
+def resolve_layers(model: nn.Module, patterns: Sequence[str] | str | None = None) -> list[LayerRef]:
     """Turn layer names or glob patterns into hook points, in module order.
 
     Parameters
@@ -64,7 +89,7 @@ def resolve_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> l
     patterns : sequence of str, optional
         Exact names (``features.3``) or fnmatch globs (``features.*``), each optionally suffixed
         ``:in`` (module input) or ``:out`` (output, the default). ``None`` or empty: the input
-        of the final Linear.
+        of the final Linear. ``"auto"``: :func:`auto_layers`.
 
     Returns
     -------
@@ -78,6 +103,10 @@ def resolve_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> l
     """
     if not patterns:
         return [default_layer(model)]
+    if patterns == "auto" or list(patterns) == ["auto"]:
+        return auto_layers(model)
+    if isinstance(patterns, str):
+        patterns = [patterns]
     names = [name for name, _ in model.named_modules() if name]
     refs: list[LayerRef] = []
     for pattern in patterns:
@@ -100,16 +129,26 @@ def resolve_layers(model: nn.Module, patterns: Sequence[str] | None = None) -> l
 
 
 def _reduce(t: Any, spatial: Spatial, where: str) -> torch.Tensor:
+    """(b, d) features of a module's input or output, never aliasing the live activation.
+
+    The hook runs before later modules, and one of them may modify this tensor in place
+    (``ReLU(inplace=True)`` after a Linear or a BatchNorm): a result that shares memory with
+    the activation is cloned; spatial means are new tensors already, so they are not copied.
+    """
     if isinstance(t, (tuple, list)):
         t = t[0]
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"layer {where} produced a {type(t).__name__}, expected a tensor")
     if t.ndim == 1:
-        return t[:, None]
-    if t.ndim > 2:
+        out = t[:, None]
+    elif t.ndim > 2:
         # (b, C, *spatial): average over the spatial positions, or flatten everything.
-        return t.flatten(2).mean(2) if spatial == "mean" else t.flatten(1)
-    return t
+        out = t.flatten(2).mean(2) if spatial == "mean" else t.flatten(1)
+    else:
+        out = t
+    if out.untyped_storage().data_ptr() == t.untyped_storage().data_ptr():
+        out = out.clone()
+    return out
 
 
 @contextlib.contextmanager
@@ -129,7 +168,9 @@ def capture(
     Yields
     ------
     dict str -> Tensor of shape (b, d)
-        Keyed by :attr:`LayerRef.label`; overwritten at each forward pass.
+        Keyed by :attr:`LayerRef.label`; overwritten at each forward pass. Each value is
+        the module's output (``:in``: input) as it was when produced, even if a later module
+        modifies the activation in place.
     """
     if spatial not in ("mean", "flatten"):
         raise ValueError(f"spatial={spatial!r} is invalid: expected 'mean' or 'flatten'")
@@ -139,15 +180,24 @@ def capture(
 
     def make_hook(ref: LayerRef) -> Any:
         def hook(_m: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            store[ref.label] = _reduce(args if ref.input else output, spatial, ref.label)
+            store[ref.label] = _reduce(output, spatial, ref.label)
 
-        return hook
+        def pre_hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            # Before the module runs: an in-place module would overwrite its own input.
+            store[ref.label] = _reduce(args, spatial, ref.label)
+
+        return pre_hook if ref.input else hook
 
     try:
         for ref in layers:
             if ref.name not in modules:
                 raise LayerNotFoundError(f"layer {ref.name!r} is not a module of the model")
-            handles.append(modules[ref.name].register_forward_hook(make_hook(ref)))
+            module = modules[ref.name]
+            handles.append(
+                module.register_forward_pre_hook(make_hook(ref))
+                if ref.input
+                else module.register_forward_hook(make_hook(ref))
+            )
         yield store
     finally:
         for h in handles:
@@ -162,11 +212,13 @@ def iter_features(
     batch_size: int = 256,
     spatial: Spatial = "mean",
     source: str = "model",
+    data_source: str = "the data",
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield the features of each batch, in eval mode under ``torch.inference_mode()``.
 
     The model's training flag is restored afterwards. ``source`` (e.g. the checkpoint path)
-    appears in the :class:`NonFiniteFeaturesError` raised on NaN/Inf features.
+    and ``data_source`` (the data file) appear in the :class:`NonFiniteFeaturesError` raised on
+    NaN/Inf features and the :class:`ForwardError` raised when the forward pass fails.
     """
     was_training = model.training
     model.eval()
@@ -174,7 +226,16 @@ def iter_features(
         with capture(model, layers, spatial) as store, torch.inference_mode():
             for batch in iter_batches(data, batch_size):
                 store.clear()
-                model(batch)
+                try:
+                    model(batch)
+                except (RuntimeError, TypeError, ValueError, IndexError) as err:
+                    first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                    raise ForwardError(
+                        f"the forward pass of {source} on {data_source} failed "
+                        f"({type(err).__name__}: {first}); a batch has shape "
+                        f"{tuple(batch.shape)} and dtype {batch.dtype}: expected inputs of the "
+                        "shape the model accepts"
+                    ) from None
                 out = {}
                 for ref in layers:
                     if ref.label not in store:
@@ -231,10 +292,13 @@ def extract_features(
 
 
 __all__ = [
+    "MAX_AUTO_LAYERS",
+    "ForwardError",
     "LayerNotFoundError",
     "LayerRef",
     "NonFiniteFeaturesError",
     "capture",
+    "auto_layers",
     "default_layer",
     "extract_features",
     "iter_features",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -29,6 +30,15 @@ def _pick_x(obj: Any, source: str) -> Any:
     return obj
 
 
+def _is_npz(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
 def load_inputs(path: str | Path) -> torch.Tensor:
     """Read a client's inputs from disk.
 
@@ -37,7 +47,7 @@ def load_inputs(path: str | Path) -> torch.Tensor:
     path : str or Path
         ``.npz`` (array ``x``, or its only array; ``y`` is ignored), ``.npy``, or a PyTorch file
         holding a tensor, a dict with ``x`` or an ``(x, y)`` tuple (read with
-        ``weights_only=True``).
+        ``weights_only=True``); recognized by content. Text and object arrays are refused.
 
     Returns
     -------
@@ -48,23 +58,37 @@ def load_inputs(path: str | Path) -> torch.Tensor:
     if not p.is_file():
         raise FileNotFoundError(f"data file {str(p)!r} does not exist or is not a file")
     try:
-        if p.suffix == ".npz":
+        with p.open("rb") as f:
+            head = f.read(6)
+        if head[:4] == b"PK\x03\x04" and _is_npz(p):
             with np.load(p, allow_pickle=False) as z:
                 x: Any = _pick_x({k: z[k] for k in z.files}, str(p))
-        elif p.suffix == ".npy":
+        elif head == b"\x93NUMPY":
             x = np.load(p, allow_pickle=False)
         else:
             x = _pick_x(torch.load(p, map_location="cpu", weights_only=True), str(p))
-    except (OSError, EOFError, RuntimeError) as err:
-        raise ValueError(f"{p}: not a readable .npz/.npy/.pt data file ({err})") from None
-    except Exception as err:  # noqa: BLE001 (pickle/zip errors of corrupt files)
-        if isinstance(err, ValueError) and str(p) in str(err):
+    except ValueError as err:
+        if str(p) in str(err):
             raise
+        if "pickled" in str(err) or "allow_pickle" in str(err):
+            raise ValueError(
+                f"{p}: holds Python objects (an object array, pickled); expected a numeric array "
+                "of inputs"
+            ) from None
+        raise ValueError(f"{p}: not a readable .npz/.npy/.pt data file ({err})") from None
+    except Exception as err:  # noqa: BLE001 (pickle/zip/torch errors of corrupt files)
         raise ValueError(f"{p}: not a readable .npz/.npy/.pt data file ({err})") from None
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
+        if x.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{p}: holds an array of dtype {x.dtype} (text or objects); expected a numeric "
+                "array of inputs"
+            )
+        x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"{p}: expected a non-empty array of inputs, got {type(x).__name__}")
+    if x.is_complex():
+        raise ValueError(f"{p}: holds complex values; expected a real numeric array of inputs")
     return x.to(torch.float32)
 
 

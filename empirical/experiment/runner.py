@@ -23,6 +23,7 @@ from empirical.experiment.pft import VARIANTS, personalize
 from empirical.experiment.results import BASELINE, write_outputs
 from empirical.experiment.training import accuracy, fedavg, predict_features
 from empirical.metrics import delta_l2, linear_cka
+from empirical.model_spec import model_json
 from feddistort_io import atomic_write_text
 
 
@@ -60,7 +61,7 @@ def _prepare_out(config: ExperimentConfig, out: Path, seeds: list[int]) -> None:
     record["seeds"] = sorted(set(done_seeds) | set(seeds))
     record["variants"] = [v for v in VARIANTS if v in set(done_variants) | set(config.variants)]
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
-    spec = {"model": config.model, "kwargs": config.model_kwargs, "parts": config.parts}
+    spec = model_json(config.model, config.model_kwargs, config.parts)  # schema version 2
     atomic_write_text(out / "checkpoints" / "model.json", json.dumps(spec, indent=2) + "\n")
 
 

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from empirical.compare import ALL_METRICS, compare_checkpoints
 from empirical.drift import weight_drift
 from empirical.features import (
+    ForwardError,
     LayerNotFoundError,
     NonFiniteFeaturesError,
     extract_features,
@@ -23,7 +24,7 @@ from empirical.features import (
 from empirical.metrics import delta_l2, linear_cka
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _distortion_models import TinyCNN, TinyMLP  # noqa: E402
+from _distortion_models import InplaceNet, SmallCNN, TinyCNN, TinyMLP  # noqa: E402
 
 SPEC = "_distortion_models:TinyMLP"
 LAYERS = ["fc1", "fc2", "fc3", "head:in"]
@@ -53,7 +54,7 @@ def test_hooks_removed_and_mode_restored_even_on_error() -> None:
     extract_features(model, _x(), ["fc*", "head:in"], batch_size=7)
     assert _hooks(model) == 0
     assert model.training
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ForwardError, match=r"mat1 and mat2.*\(5, 4\)"):
         extract_features(model, torch.zeros(5, 4), ["fc1"])  # wrong input width
     assert _hooks(model) == 0
     assert model.training
@@ -115,7 +116,7 @@ def test_round_trip_drift_only_at_and_after_perturbed_layer(tmp_path: Path) -> N
     table = compare_checkpoints(
         SPEC, g, {"a": c, "same": g}, {"*": x}, layers=LAYERS, batch_size=16
     )
-    assert list(table.columns) == ["client", "layer", "metric", "value", "n"]
+    assert list(table.columns) == ["client", "layer", "kind", "metric", "value", "n", "status"]
     val = table.set_index(["client", "layer", "metric"])["value"]
     # Feature drift: none before fc2, some at fc2 and after.
     assert val["a", "fc1", "delta_l2"] == 0.0
@@ -204,3 +205,166 @@ def test_weight_drift_values() -> None:
     assert not math.isnan(
         weight_drift({"w": torch.zeros(2)}, {"w": torch.zeros(2)})["w"]["weight_relative_l2"]
     )
+
+
+def test_inplace_activation_does_not_overwrite_captured_features() -> None:
+    torch.manual_seed(3)
+    model = InplaceNet()
+    x = _x(40)
+    feats = extract_features(model, x, ["fc1", "act", "head:in"])
+    with torch.no_grad():
+        pre = model.fc1(x)  # computed independently, no hooks
+    assert bool((pre < 0).any())  # the ReLU has something to clamp
+    torch.testing.assert_close(feats["fc1"], pre, rtol=0, atol=0)
+    torch.testing.assert_close(feats["act"], pre.clamp_min(0), rtol=0, atol=0)
+    torch.testing.assert_close(feats["head:in"], pre.clamp_min(0), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spatial", ["mean", "flatten"])
+def test_inplace_conv_block_features_every_layer(spatial: str) -> None:
+    torch.manual_seed(4)
+    model = SmallCNN().eval()
+    with torch.no_grad():
+        model.conv1[1].running_mean.uniform_(-0.5, 0.5)
+    x = torch.randn(7, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    layers = ["conv1.0", "conv1.1", "conv1.2", "fc1.0", "fc1.1", "fc:in"]
+    feats = extract_features(model, x, layers, spatial=spatial)  # type: ignore[arg-type]
+    with torch.no_grad():
+        c0 = model.conv1[0](x)
+        c1 = model.conv1[1](c0)
+        c2 = torch.relu(c1)
+        f0 = model.fc1[0](model.pool(c2).flatten(1))
+        f1 = torch.relu(f0)
+
+    def red(t: torch.Tensor) -> torch.Tensor:
+        return t.flatten(2).mean(2) if spatial == "mean" else t.flatten(1)
+
+    want = {"conv1.0": red(c0), "conv1.1": red(c1), "conv1.2": red(c2), "fc1.0": f0,
+            "fc1.1": f1, "fc:in": f1}  # fmt: skip
+    assert bool((c1 < 0).any())
+    assert bool((f0 < 0).any())
+    for name, ref in want.items():
+        torch.testing.assert_close(feats[name], ref, rtol=1e-6, atol=1e-6, msg=name)
+
+
+def test_inplace_delta_of_linear_differs_from_its_relu(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    model = InplaceNet()
+    torch.save(model.state_dict(), tmp_path / "g.pt")
+    with torch.no_grad():
+        model.fc1.weight.add_(0.5 * torch.randn_like(model.fc1.weight))
+    torch.save(model.state_dict(), tmp_path / "c.pt")
+    table = compare_checkpoints("_distortion_models:InplaceNet", tmp_path / "g.pt",
+                                {"a": tmp_path / "c.pt"}, {"*": _x(64)}, layers=["fc1", "act"],
+                                metrics=["delta_l2"])  # fmt: skip
+    val = table.set_index("layer")["value"]
+    g, c = InplaceNet(), InplaceNet()
+    g.load_state_dict(torch.load(tmp_path / "g.pt", weights_only=True))
+    c.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=True))
+    with torch.no_grad():
+        ref = delta_l2(g.fc1(_x(64)), c.fc1(_x(64)))
+    assert val["fc1"] == pytest.approx(ref, rel=1e-6)
+    assert val["fc1"] > val["act"] * (1 + 1e-3)
+
+
+def _bn_pair(tmp_path: Path, g_float: bool, c_float: bool) -> tuple[Path, Path, SmallCNN]:
+    torch.manual_seed(6)
+    model = SmallCNN()
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    for _ in range(40):  # 40 local steps of BatchNorm statistics
+        model(torch.randn(8, 1, 6, 6))
+    client = {k: v.clone() for k, v in model.state_dict().items()}
+    assert int(client["conv1.1.num_batches_tracked"]) == 40
+    for state, as_float in ((sd, g_float), (client, c_float)):
+        if as_float:  # what federated averaging does to the counter
+            state["conv1.1.num_batches_tracked"] = state["conv1.1.num_batches_tracked"].float()
+    torch.save(sd, tmp_path / "g.pt")
+    torch.save(client, tmp_path / "c.pt")
+    return tmp_path / "g.pt", tmp_path / "c.pt", model
+
+
+@pytest.mark.parametrize(("g_float", "c_float"), [(False, False), (True, True), (False, True)])
+def test_batchnorm_counter_never_enters_weight_metrics(
+    tmp_path: Path, g_float: bool, c_float: bool
+) -> None:
+    g, c, model = _bn_pair(tmp_path, g_float, c_float)
+    table = compare_checkpoints("_distortion_models:SmallCNN", g, {"a": c}, {"*": _x4()},
+                                metrics=["weight_l2", "delta_l2"])  # fmt: skip
+    assert (table.status == "ok").all()
+    w = table[table.metric == "weight_l2"].set_index(["layer", "kind"])["value"]
+    # Parameters did not change; the running statistics did; the counter is nowhere.
+    assert w["conv1.1", "parameter"] == 0.0
+    assert w["all", "parameter"] == 0.0
+    gsd = torch.load(g, weights_only=True)
+    csd = torch.load(c, weights_only=True)
+    stats = ["conv1.1.running_mean", "conv1.1.running_var"]
+    ref = math.sqrt(sum(float(((gsd[k].double() - csd[k].double()) ** 2).sum()) for k in stats))
+    assert w["conv1.1", "buffer"] == pytest.approx(ref, rel=1e-12)
+    assert w["all", "buffer"] == pytest.approx(ref, rel=1e-12)
+    n = table[(table.metric == "weight_l2")].set_index(["layer", "kind"])["n"]
+    assert n["conv1.1", "buffer"] == 8  # 4 means + 4 variances, no counter
+    assert (table[table.metric == "delta_l2"].kind == "feature").all()
+    # weight rows follow the model's order
+    layers = list(dict.fromkeys(table[(table.metric == "weight_l2") &
+                                      (table.kind == "parameter")].layer))  # fmt: skip
+    assert layers[:4] == ["conv1.0", "conv1.1", "fc1.0", "fc"]
+
+
+def _x4(n: int = 24) -> torch.Tensor:
+    return torch.randn(n, 1, 6, 6, generator=torch.Generator().manual_seed(9))
+
+
+def test_weight_problem_gives_status_and_keeps_feature_metrics(tmp_path: Path) -> None:
+    g, c = _save_pair(tmp_path, "fc2")
+    sd = torch.load(c, weights_only=True)["model_state_dict"]
+    del sd["head.bias"]
+    torch.save(sd, tmp_path / "partial.pt")
+    table = compare_checkpoints(SPEC, g, {"a": tmp_path / "partial.pt", "b": c}, {"*": _x()},
+                                metrics=["weight_l2", "delta_l2"], strict=False)  # fmt: skip
+    assert table.attrs["warnings"] == [
+        "client 'a': weight metrics not computed: weights differ in keys: head.bias"
+    ]
+    a = table[(table.client == "a") & (table.metric == "weight_l2")]
+    assert len(a) == 1
+    assert math.isnan(a.value.iloc[0])
+    assert "head.bias" in a.status.iloc[0]
+    assert table[(table.client == "a") & (table.metric == "delta_l2")].value.notna().all()
+    assert (table[table.client == "b"].status == "ok").all()
+
+
+def test_minibatch_size_is_independent_of_batch_size(tmp_path: Path) -> None:
+    from empirical.minibatch_cka import minibatch_cka
+
+    g, c = _save_pair(tmp_path, "fc1")
+    x = _x(100)
+    values = [
+        compare_checkpoints(
+            SPEC,
+            g,
+            {"a": c},
+            {"*": x},
+            layers=["fc2"],
+            metrics=["minibatch_cka"],
+            batch_size=b,
+            minibatch_size=16,
+        ).value.iloc[0]  # fmt: skip
+        for b in (7, 16, 100)
+    ]
+    gm, cm = TinyMLP(), TinyMLP()
+    gm.load_state_dict(torch.load(g, weights_only=True))
+    cm.load_state_dict(torch.load(c, weights_only=True)["model_state_dict"])
+    ref = minibatch_cka(extract_features(gm, x, ["fc2"])["fc2"],
+                        extract_features(cm, x, ["fc2"])["fc2"], batch_size=16)  # fmt: skip
+    for v in values:
+        assert v == pytest.approx(ref, abs=1e-9)
+    other = compare_checkpoints(
+        SPEC, g, {"a": c}, {"*": x}, layers=["fc2"], metrics=["minibatch_cka"], minibatch_size=50
+    ).value.iloc[0]
+    assert abs(other - ref) > 1e-6  # the minibatch size does change the estimate
+
+
+def test_auto_layers_several_along_the_depth() -> None:
+    labels = [r.label for r in resolve_layers(SmallCNN(), "auto")]
+    assert labels == ["conv1.0", "fc1.0", "fc:in"]
+    assert [r.label for r in resolve_layers(TinyMLP(), "auto")] == LAYERS

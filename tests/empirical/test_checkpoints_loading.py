@@ -99,6 +99,9 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": _sd(), "payload": _CreatesFile(str(marker))}, path)
     assert not marker.exists()
+    _same(load_state_dict(path), _sd())  # read safely: the payload stays an inert placeholder
+    assert not marker.exists()
+    torch.save(_CreatesFile(str(marker)), path)  # nothing but the payload
     with pytest.raises(UnsafeCheckpointError, match="trust-checkpoint") as info:
         load_state_dict(path)
     assert "open" in str(info.value)
@@ -108,8 +111,7 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path) -> None:
 def test_trust_opt_in_loads_pickled_objects(tmp_path: Path) -> None:
     path = tmp_path / "with_args.pt"
     torch.save({"state_dict": _sd(), "args": argparse.Namespace(lr=0.1)}, path)
-    with pytest.raises(UnsafeCheckpointError, match="Namespace"):
-        load_state_dict(path)
+    _same(load_state_dict(path), _sd())
     _same(load_state_dict(path, trust=True), _sd())
 
 
@@ -152,7 +154,7 @@ def test_model_specs(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ValueError, match=match):
             resolve_model_spec(bad)
-    with pytest.raises(ValueError, match="cannot be built"):
+    with pytest.raises(ValueError, match="failed to build"):
         resolve_model_spec("torch.nn:Linear", {"bogus": 1}).build()
     desc = tmp_path / "model.json"
     desc.write_text(
@@ -164,7 +166,7 @@ def test_model_specs(tmp_path: Path) -> None:
             }
         )
     )
-    spec = resolve_model_spec(str(desc))
+    spec = resolve_model_spec(str(desc), allow_modules=["_distortion_models"])
     assert spec.parts == {"h": ["head."]}
     assert spec.build().fc1.weight.shape == (5, 6)
 

@@ -52,7 +52,7 @@ def test_cli_writes_csv_and_heatmap(run_dir: Path, capsys: pytest.CaptureFixture
                       "--batch-size", "16", "--out", str(out)))  # fmt: skip
     assert code == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["client", "layer", "metric", "value", "n"]
+    assert list(table.columns) == ["client", "layer", "kind", "metric", "value", "n", "status"]
     assert set(table.layer) == {"fc1", "fc2", "fc3", "head:in"}
     assert set(table.metric) == {"delta_l2", "cka"}
     val = table.set_index(["client", "layer", "metric"]).value
@@ -86,13 +86,47 @@ def test_cli_bad_input_exits_2(
     assert not out.exists()
 
 
-def test_cli_refuses_unsafe_checkpoint_without_opt_in(run_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_reads_pickled_objects_safely_without_opt_in(run_dir: Path) -> None:
     import argparse
 
     sd = torch.load(run_dir / "client0.pt", weights_only=True)
     torch.save({**sd, "args": argparse.Namespace(lr=1.0)}, run_dir / "client0.pt")
     out = run_dir / "r.csv"
-    assert main([*_args(run_dir, "--out", str(out))]) == 2
-    assert "--trust-checkpoint" in capsys.readouterr().err
-    assert main([*_args(run_dir, "--out", str(out), "--trust-checkpoint")]) == 0
+    assert main([*_args(run_dir, "--out", str(out))]) == 0
     assert out.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (["--heatmap-metric", "nope"], "--heatmap-metric 'nope' is invalid"),
+        (["--metrics", "cka", "--heatmap-metric", "delta_l2"], "computed metrics (cka)"),
+        (["--model", "_distortion_models:broken"], "this factory always fails"),
+    ],
+)
+def test_cli_refuses_before_computing(
+    run_dir: Path, change: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run_dir / "bad.csv"
+    assert main([*_args(run_dir, "--out", str(out)), *change]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_bad_data_names_checkpoint_and_data(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(run_dir / "wide.npy", np.zeros((10, 9), dtype=np.float32))
+    np.save(run_dir / "text.npy", np.array(["a", "b"]))
+    np.save(run_dir / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name, message in [("wide.npy", "forward pass of"), ("text.npy", "dtype <U1"),
+                          ("obj.npy", "Python objects")]:  # fmt: skip
+        argv = _args(run_dir, "--out", str(run_dir / "r.csv"))
+        argv[argv.index(f"c0={run_dir / 'c0.npz'}")] = f"c0={run_dir / name}"
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err, err
+        assert name in err
+        assert "Traceback" not in err
