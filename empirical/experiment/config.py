@@ -9,17 +9,25 @@ local accuracy, its global accuracy (mean over the *other* clients' test sets) a
 distortion ``Delta_c = (1/n) sum_j ||f(theta_G; x_cj) - f(theta_c; x_cj)||_2`` on its own test
 samples (:func:`empirical.metrics.delta_l2`).
 
-Output layout under ``OUT`` (all files written atomically; a finished (seed, variant) unit is
-recognized by ``runs/seed{S}/{variant}/done.json`` and skipped on the next run)::
+Output layout under ``OUT`` (all files written atomically)::
 
     config.json                           the experiment configuration (+ seeds, variants run)
     checkpoints/model.json                {"model", "kwargs", "parts"} for the distortion CLI
     checkpoints/seed{S}/global.safetensors
-    checkpoints/seed{S}/{variant}/client{c}.safetensors
+    checkpoints/seed{S}/{unit}/client{c}.safetensors
     data/seed{S}/client{c}.npz            the client's test set: x (float32), y (int64)
-    runs/seed{S}/{variant}/metrics.csv    per unit, tidy
-    runs/seed{S}/{variant}/epochs.csv
+    runs/seed{S}/inputs.json              sha256 of the global checkpoint and the test sets
+    runs/seed{S}/{unit}/metrics.csv       per unit, tidy
+    runs/seed{S}/{unit}/epochs.csv
+    runs/seed{S}/{unit}/done.json         written last: the sha256 of every file of the unit
     metrics.csv  epochs.csv  summary.csv  summary.md   aggregated over all finished units
+
+A unit is one variant (``{unit}`` = the variant name) or, in a step-size sweep
+(``ft_lrs``), one variant at one FT learning rate (``ft-lr0.01``). A preset with several
+``shift_units`` runs each shift on its own clients and puts every path above one level deeper,
+under the shift's name (``runs/concept/seed0/...``). On resume a unit is reused only if its
+``done.json`` lists a sha256 that matches every one of its files (and of the seed's global
+checkpoint); anything else is recomputed (:mod:`empirical.experiment.store`).
 
 Accuracies are fractions in [0, 1] in the CSVs and percentages in ``summary.md``.
 """
@@ -28,16 +36,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from empirical.experiment.data import ClientDataConfig
+from empirical.experiment.data import SHIFTS, ClientDataConfig
 from empirical.experiment.models import MODEL_REGISTRY, build_model, split_parts
 from empirical.experiment.pft_config import VARIANTS, PFTConfig
 from empirical.experiment.training import FedAvgConfig, LocalConfig
 
-__all__ = ["PRESETS", "ExperimentConfig", "make_preset"]
+__all__ = ["LR_VARIANTS", "PRESETS", "STEP_SIZE_LRS", "ExperimentConfig", "make_preset"]
+
+# Variants that a step-size sweep (``ft_lrs``) accepts; ``ft`` and ``lpft`` are swept.
+LR_VARIANTS: tuple[str, ...] = ("ft", "lp", "lpft")
+# FT-phase learning rates of ``digits-step-size``: two orders of magnitude around the
+# presets' 0.01 (SGD, momentum 0.9).
+STEP_SIZE_LRS: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,15 @@ class ExperimentConfig:
         Fine-tuning of every variant.
     variants : tuple of str
         PFT variants to run (subset of :data:`empirical.experiment.pft.VARIANTS`).
+    shift_units : tuple of str
+        When non-empty, each of these shifts is run on its own clients
+        (``data.shifts`` replaced by ``(shift,)``; ``data.shifts`` must then be empty), and
+        the outputs carry a ``shift`` column. Empty: one set of clients with ``data.shifts``.
+    ft_lrs : tuple of float
+        When non-empty, a step-size sweep: ``ft`` and the FT phase of ``lpft`` run once per
+        learning rate (the LP phase and ``lp`` keep ``pft.local.lr``), and the outputs carry an
+        ``ft_lr`` column (empty for ``fedavg`` and ``lp``). Variants must be among
+        :data:`LR_VARIANTS`.
     """
 
     preset: str
@@ -69,6 +93,8 @@ class ExperimentConfig:
     fedavg: FedAvgConfig = FedAvgConfig()
     pft: PFTConfig = PFTConfig()
     variants: tuple[str, ...] = VARIANTS
+    shift_units: tuple[str, ...] = ()
+    ft_lrs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_REGISTRY:
@@ -84,12 +110,61 @@ class ExperimentConfig:
             raise ValueError(f"variants has duplicates: {list(self.variants)}")
         n_blocks = len(build_model(self.model, **self.model_kwargs).features)  # type: ignore[arg-type]
         split_parts(n_blocks, self.pft.split_front, self.pft.split_back)
+        self._check_sweeps()
+
+    def _check_sweeps(self) -> None:
+        bad = [s for s in self.shift_units if s not in SHIFTS]
+        if bad or len(set(self.shift_units)) != len(self.shift_units):
+            raise ValueError(
+                f"shift_units={list(self.shift_units)} is invalid: expected distinct shifts "
+                f"among {', '.join(SHIFTS)}"
+            )
+        if self.shift_units and self.data.shifts:
+            raise ValueError(
+                f"data.shifts={list(self.data.shifts)} is invalid with shift_units: expected "
+                "() (each shift unit sets its own clients' shift)"
+            )
+        lrs = self.ft_lrs
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in lrs) or not all(
+            math.isfinite(v) and v > 0 for v in lrs
+        ):
+            raise ValueError(f"ft_lrs={list(lrs)} is invalid: expected finite learning rates > 0")
+        if len(set(lrs)) != len(lrs):
+            raise ValueError(f"ft_lrs={list(lrs)} is invalid: expected distinct values")
+        if lrs and any(v not in LR_VARIANTS for v in self.variants):
+            raise ValueError(
+                f"variants={list(self.variants)} is invalid with ft_lrs: expected a subset of "
+                f"{', '.join(LR_VARIANTS)}"
+            )
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dictionary of the configuration (variants excluded: see ``config.json``)."""
+        """JSON-ready dictionary of the configuration (variants excluded: see ``config.json``).
+
+        ``shift_units`` and ``ft_lrs`` are left out when empty, so runs of the presets without
+        them keep the ``config.json`` they had.
+        """
         out = dataclasses.asdict(self)
         out.pop("variants")
+        for name in ("shift_units", "ft_lrs"):
+            if not out[name]:
+                out.pop(name)
         return json.loads(json.dumps(out))
+
+    def shift_data(self) -> list[tuple[str | None, ClientDataConfig]]:
+        """The client sets to run: ``(shift name or None, data)``, one per shift unit."""
+        if not self.shift_units:
+            return [(None, self.data)]
+        return [(s, dataclasses.replace(self.data, shifts=(s,))) for s in self.shift_units]
+
+    def variant_runs(self) -> list[tuple[str, float | None]]:
+        """The ``(variant, ft_lr)`` runs per seed, in order (``ft_lr`` None: not swept)."""
+        runs: list[tuple[str, float | None]] = []
+        for v in self.variants:
+            if self.ft_lrs and v != "lp":
+                runs += [(v, float(lr)) for lr in self.ft_lrs]
+            else:
+                runs.append((v, None))
+        return runs
 
     @property
     def parts(self) -> dict[str, list[str]]:
@@ -106,7 +181,11 @@ _PRESET_SHIFTS: dict[str, tuple[str, ...]] = {
     "digits-combined": ("covariate", "label"),
     "digits-iid": (),
 }
-PRESETS: tuple[str, ...] = tuple(_PRESET_SHIFTS)
+# Presets that run several shifts, each on its own clients (ExperimentConfig.shift_units).
+_PRESET_SHIFT_UNITS: dict[str, tuple[str, ...]] = {
+    "digits-step-size": ("covariate", "concept"),
+}
+PRESETS: tuple[str, ...] = (*_PRESET_SHIFTS, *_PRESET_SHIFT_UNITS)
 
 
 def make_preset(
@@ -116,6 +195,7 @@ def make_preset(
     model: str = "cnn",
     variants: Sequence[str] | None = None,
     flood_level: float | None = None,
+    shifts: Sequence[str] | None = None,
 ) -> ExperimentConfig:
     """Build a named preset.
 
@@ -123,36 +203,56 @@ def make_preset(
     (lr 0.01; LP-FT 5 LP + 10 FT epochs). ``quick``: 3 clients, 10 rounds, 3 PFT epochs, 2 soup
     ingredients (for tests; seconds per seed).
 
+    ``digits-step-size`` ([CLOSER] Thm 4.4's step-size condition on the CNN): covariate and
+    concept shift, each on its own clients (``shift_units``); variants ``ft, lp, lpft``; the FT
+    learning rate (FT, and LP-FT's FT phase) swept over :data:`STEP_SIZE_LRS` while LP keeps
+    lr 0.01. Its ``quick`` version keeps the five learning rates.
+
     Parameters
     ----------
     name : str
         One of :data:`PRESETS` (``digits-covariate``, ``digits-concept``, ``digits-spurious``,
-        ``digits-label``, ``digits-combined`` = covariate + label, ``digits-iid``).
+        ``digits-label``, ``digits-combined`` = covariate + label, ``digits-iid``,
+        ``digits-step-size``).
     quick : bool
         The small, fast version.
     model : str
         Model registry name.
     variants : sequence of str, optional
-        PFT variants (all when omitted).
+        PFT variants (all when omitted; ``ft, lp, lpft`` for ``digits-step-size``).
     flood_level : float, optional
         Loss-flooding level ``b`` for every PFT variant (none when omitted).
+    shifts : sequence of str, optional
+        For a preset with several shift units: run only these (the sweep's experiment kind
+        runs each shift as its own unit). Refused for the other presets.
 
     Returns
     -------
     ExperimentConfig
         The validated configuration.
     """
-    if name not in _PRESET_SHIFTS:
+    if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
-    shifts = _PRESET_SHIFTS[name]
+    units = _PRESET_SHIFT_UNITS.get(name, ())
+    if shifts is not None:
+        chosen = tuple(shifts)
+        if not units or not chosen or any(s not in units for s in chosen):
+            expected = f"a non-empty subset of {', '.join(units)}" if units else "none"
+            raise ValueError(f"shifts={list(chosen)} is invalid for preset {name!r}: expected "
+                             f"{expected}")  # fmt: skip
+        units = tuple(s for s in units if s in chosen)
+    shifts_in_data = _PRESET_SHIFTS.get(name, ())
+    lrs = STEP_SIZE_LRS if name == "digits-step-size" else ()
+    if variants is None:
+        variants = LR_VARIANTS if lrs else VARIANTS
     fed_local = LocalConfig(lr=0.1, batch_size=32, momentum=0.9)
     pft_local = LocalConfig(lr=0.01, batch_size=32, momentum=0.9, flood_level=flood_level)
     if quick:
-        data = ClientDataConfig(n_clients=3, shifts=shifts)
+        data = ClientDataConfig(n_clients=3, shifts=shifts_in_data)
         fed = FedAvgConfig(rounds=10, local=fed_local)
         pft = PFTConfig(epochs=3, local=pft_local, lp_epochs=1, n_ingredients=2, lss_weight_steps=5)
     else:
-        data = ClientDataConfig(n_clients=5, shifts=shifts)
+        data = ClientDataConfig(n_clients=5, shifts=shifts_in_data)
         fed = FedAvgConfig(rounds=40, local=fed_local)
         pft = PFTConfig(epochs=15, local=pft_local, lp_epochs=5)
     return ExperimentConfig(
@@ -161,5 +261,7 @@ def make_preset(
         model=model,
         fedavg=fed,
         pft=pft,
-        variants=tuple(variants) if variants is not None else VARIANTS,
+        variants=tuple(variants),
+        shift_units=units,
+        ft_lrs=lrs,
     )

@@ -19,6 +19,7 @@ __all__ = [
     "load_metrics",
     "summarize",
     "summary_markdown",
+    "unit_columns",
     "write_outputs",
 ]
 
@@ -46,8 +47,10 @@ def load_metrics(out: str | Path) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``preset, seed, client, variant, metric, value``; ``metric`` in ``local``,
+        Columns ``preset, seed, variant, client, metric, value``; ``metric`` in ``local``,
         ``global`` (mean over other clients), ``global_all``, ``delta`` (Delta_c), ``cka``.
+        A multi-shift preset adds ``shift`` after ``preset``, a step-size sweep ``ft_lr``
+        after ``variant`` (empty for ``fedavg`` and ``lp``).
     """
     return _concat(Path(out), "metrics.csv")
 
@@ -63,17 +66,25 @@ def load_epoch_log(out: str | Path) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``preset, seed, client, variant, epoch, metric, value``; ``metric`` in
-        ``local_acc``, ``global_acc`` (other clients), ``delta``; epoch 0 is the FedAvg model.
+        Columns ``preset, seed, variant, client, epoch, metric, value`` (plus ``shift`` and
+        ``ft_lr`` as in :func:`load_metrics`); ``metric`` in ``local_acc``, ``global_acc``
+        (other clients), ``delta``; epoch 0 is the FedAvg model.
     """
     return _concat(Path(out), "epochs.csv")
 
 
 def _concat(out: Path, name: str) -> pd.DataFrame:
-    frames = [pd.read_csv(p) for p in sorted((out / "runs").glob(f"seed*/*/{name}"))]
+    runs = out / "runs"
+    paths = [*runs.glob(f"seed*/*/{name}"), *runs.glob(f"*/seed*/*/{name}")]
+    frames = [pd.read_csv(p) for p in sorted(paths)]
     if not frames:
         raise FileNotFoundError(f"no finished runs with {name} under {out / 'runs'}")
     return pd.concat(frames, ignore_index=True)
+
+
+def unit_columns(metrics: pd.DataFrame) -> list[str]:
+    """The columns that identify a unit's rows: ``preset, [shift,] seed, variant, [ft_lr]``."""
+    return [c for c in ("preset", "shift", "seed", "variant", "ft_lr") if c in metrics]
 
 
 def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -92,12 +103,17 @@ def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``preset, variant, metric, mean, std, n_seeds``.
+        Columns ``preset, variant, metric, mean, std, n_seeds`` (with ``shift`` and ``ft_lr``
+        where ``metrics`` has them).
     """
-    wide = metrics.pivot_table(
-        index=["preset", "seed", "variant", "client"], columns="metric", values="value"
-    ).reset_index()
-    grouped = wide.groupby(["preset", "seed", "variant"])
+    keys = unit_columns(metrics)
+    wide = (
+        metrics.groupby([*keys, "client", "metric"], dropna=False)["value"]
+        .mean()
+        .unstack("metric")
+        .reset_index()
+    )
+    grouped = wide.groupby(keys, dropna=False)
     per_seed = pd.DataFrame(
         {
             "Local": grouped["local"].mean(),
@@ -110,10 +126,9 @@ def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
         }
     )
     per_seed["Average"] = (per_seed["Local"] + per_seed["Global"]) / 2
-    tidy = per_seed.reset_index().melt(
-        id_vars=["preset", "seed", "variant"], var_name="metric", value_name="value"
-    )
-    agg = tidy.groupby(["preset", "variant", "metric"])["value"]
+    tidy = per_seed.reset_index().melt(id_vars=keys, var_name="metric", value_name="value")
+    groups = [k for k in keys if k != "seed"]
+    agg = tidy.groupby([*groups, "metric"], dropna=False)["value"]
     out = pd.DataFrame({"mean": agg.mean(), "std": agg.std(ddof=1), "n_seeds": agg.count()})
     out["std"] = out["std"].fillna(0.0)
     return out.reset_index()
@@ -130,22 +145,36 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     Returns
     -------
     str
-        One table per preset.
+        One table per preset (per preset and shift for a multi-shift preset); in a step-size
+        sweep one row per variant and FT learning rate.
     """
     cols = ["Local", "Global", "C-Std", "Worst", "Average"]
-    order = [BASELINE, *VARIANTS]
+    order = {v: i for i, v in enumerate([BASELINE, *VARIANTS])}
+    blocks = [k for k in ("preset", "shift") if k in summary]
+    rows = [k for k in ("variant", "ft_lr") if k in summary]
     lines: list[str] = []
-    for preset, block in summary.groupby("preset"):
+    for names, block in summary.groupby(blocks, sort=True):
+        title = ": ".join(str(n) for n in (names if isinstance(names, tuple) else (names,)))
         n = int(block["n_seeds"].max())
-        lines += [f"### {preset} ({n} seed{'s' if n != 1 else ''}; accuracy in %)", ""]
+        lines += [f"### {title} ({n} seed{'s' if n != 1 else ''}; accuracy in %)", ""]
         lines.append("| variant | " + " | ".join([*cols, "Delta", "CKA"]) + " |")
         lines.append("|---" * (len(cols) + 3) + "|")
-        present = [v for v in order if v in set(block["variant"])]
-        for v in present:
-            row = block[block["variant"] == v].set_index("metric")
+        present = block[rows].drop_duplicates()
+        present = present.assign(rank=present["variant"].map(order)).sort_values(
+            ["rank", *rows[1:]]
+        )
+        for _, ident in present.iterrows():
+            mask = (block["variant"] == ident["variant"]).to_numpy(copy=True)
+            name = str(ident["variant"])
+            if "ft_lr" in rows:
+                lr = ident["ft_lr"]
+                same = block["ft_lr"].isna() if pd.isna(lr) else block["ft_lr"] == lr
+                mask = mask & same.to_numpy()
+                name += "" if pd.isna(lr) else f" (FT lr {lr:g})"
+            row = block[mask].set_index("metric")
             cells = [f"{100 * row.at[c, 'mean']:.1f} ± {100 * row.at[c, 'std']:.1f}" for c in cols]
             cells += [f"{row.at[c, 'mean']:.3f} ± {row.at[c, 'std']:.3f}" for c in ("Delta", "CKA")]
-            lines.append(f"| {v} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

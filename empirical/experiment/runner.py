@@ -1,45 +1,37 @@
-"""Execution of :func:`empirical.experiment.run_experiment` (torch-heavy, resumable)."""
+"""Execution of :func:`empirical.experiment.run_experiment` (torch-heavy, resumable).
+
+Resume trusts nothing it has not checksummed (:mod:`empirical.experiment.store`): a unit is
+reused only when its ``done.json`` vouches for every file it wrote and it was computed from the
+seed's current inputs; a damaged global checkpoint or test set is recomputed (FedAvg and the
+client split are deterministic, so it gets its old bytes back and the units built on it stay
+valid). The final outputs are then byte-identical to those of an undamaged run.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
 from empirical.experiment.config import ExperimentConfig
 from empirical.experiment.data import ClientData, make_clients
-from empirical.experiment.models import build_model
-from empirical.experiment.pft import VARIANTS, personalize
+from empirical.experiment.pft import VARIANTS, EpochCallback, personalize
 from empirical.experiment.results import BASELINE, write_outputs
-from empirical.experiment.training import accuracy, fedavg, predict_features
+from empirical.experiment.resume import ensure_inputs, inputs_state, tensor_bytes, unit_check
+from empirical.experiment.store import Unit, checked_write, seed_path, write_record
+from empirical.experiment.training import accuracy, predict_features
 from empirical.metrics import delta_l2, linear_cka
 from empirical.model_spec import model_json
 from feddistort_io import atomic_write_text
-
-
-def _save_tensors(model: nn.Module, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
-
-
-def _save_npz(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
-    np.savez(tmp, x=x.astype(np.float32), y=y.astype(np.int64))
-    os.replace(tmp, path)
 
 
 def _prepare_out(config: ExperimentConfig, out: Path, seeds: list[int]) -> None:
@@ -98,122 +90,137 @@ class _Evaluator:
         }
 
 
-def _unit_done(out: Path, seed: int, variant: str, n_clients: int) -> bool:
-    unit = out / "runs" / f"seed{seed}" / variant
-    files = [unit / "done.json", unit / "metrics.csv", unit / "epochs.csv"]
-    if variant != BASELINE:
-        ckpt = out / "checkpoints" / f"seed{seed}" / variant
-        files += [ckpt / f"client{c}.safetensors" for c in range(n_clients)]
-    return all(f.exists() for f in files)
-
-
-def _global_model(
-    config: ExperimentConfig, out: Path, seed: int, clients: list[ClientData]
+def _personalize(
+    config: ExperimentConfig,
+    unit: Unit,
+    global_model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator,
+    log: EpochCallback,
 ) -> nn.Module:
-    """Load the seed's FedAvg model, or train and save it."""
-    path = out / "checkpoints" / f"seed{seed}" / "global.safetensors"
-    # Model initialization draws from torch's global RNG; fork_rng restores it afterwards.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(config.model, **config.model_kwargs)
-    if path.exists():
-        model.load_state_dict(load_file(str(path)))
-        return model
-    train = [(torch.from_numpy(c.x_train), torch.from_numpy(c.y_train)) for c in clients]
-    model = fedavg(model, train, config.fedavg, torch.Generator().manual_seed(seed))
-    _save_tensors(model, path)
-    return model
+    """Fine-tune one client; in a step-size sweep the FT phase runs at ``unit.ft_lr``.
+
+    LP-FT at ``ft_lr`` is LP for ``lp_epochs`` at the preset's learning rate, then FT for the
+    remaining epochs at ``ft_lr``, on one generator stream: with ``ft_lr`` equal to the
+    preset's rate it is bit-identical to :func:`personalize` ``("lpft", ...)``.
+    """
+    pft = config.pft
+    if unit.ft_lr is None:
+        return personalize(unit.variant, global_model, x, y, pft, generator, log)
+    fast = dataclasses.replace(pft.local, lr=unit.ft_lr)
+    if unit.variant == "ft":
+        ft = dataclasses.replace(pft, local=fast)
+        return personalize("ft", global_model, x, y, ft, generator, log)
+    lp = dataclasses.replace(pft, epochs=pft.lp_epochs, lp_epochs=1)
+    probed = personalize("lp", global_model, x, y, lp, generator, log)
+    rest = dataclasses.replace(pft, epochs=pft.epochs - pft.lp_epochs, lp_epochs=1, local=fast)
+
+    def shifted(epoch: int, model: nn.Module) -> None:
+        log(pft.lp_epochs + epoch, model)
+
+    return personalize("ft", probed, x, y, rest, generator, shifted)
 
 
-def _write_unit(
+def _row_key(config: ExperimentConfig, unit: Unit) -> dict[str, Any]:
+    key: dict[str, Any] = {"preset": config.preset}
+    if config.shift_units:
+        key["shift"] = unit.shift
+    key |= {"seed": unit.seed, "variant": unit.variant}
+    if config.ft_lrs:
+        key["ft_lr"] = unit.ft_lr
+    return key
+
+
+def _run_unit(
+    config: ExperimentConfig,
     out: Path,
-    seed: int,
-    variant: str,
-    metric_rows: list[dict[str, Any]],
-    epoch_rows: list[dict[str, Any]],
+    unit: Unit,
+    clients: list[ClientData],
+    global_model: nn.Module,
+    evaluator: _Evaluator,
+    inputs: str,
+    bar: Any,
 ) -> None:
-    unit = out / "runs" / f"seed{seed}" / variant
-    atomic_write_text(unit / "metrics.csv", pd.DataFrame(metric_rows).to_csv(index=False))
-    atomic_write_text(unit / "epochs.csv", pd.DataFrame(epoch_rows).to_csv(index=False))
-    atomic_write_text(unit / "done.json", json.dumps({"seed": seed, "variant": variant}) + "\n")
+    """Compute one unit and write its files, then its ``done.json`` (with their sha256)."""
+    metric_rows: list[dict[str, Any]] = []
+    epoch_rows: list[dict[str, Any]] = []
+    hashes: dict[Path, str] = {}
+    base = _row_key(config, unit)
+    ckpt = seed_path(out, "checkpoints", unit.shift, unit.seed) / unit.tag
+    for c, cd in enumerate(clients):
+        key = {**base, "client": c}
+
+        def log(epoch: int, model: nn.Module, key: dict[str, Any] = key) -> None:
+            row = evaluator.epoch_row(model, int(key["client"]))
+            epoch_rows.extend({**key, "epoch": epoch, "metric": k, "value": v}
+                              for k, v in row.items())  # fmt: skip
+
+        log(0, global_model)
+        if unit.variant == BASELINE:
+            model = global_model
+        else:
+            vid = VARIANTS.index(unit.variant)
+            gen = torch.Generator().manual_seed(1_000_003 * unit.seed + 1009 * vid + c)
+            x, y = torch.from_numpy(cd.x_train), torch.from_numpy(cd.y_train)
+            model = _personalize(config, unit, global_model, x, y, gen, log)
+            path = ckpt / f"client{c}.safetensors"
+            hashes[path] = checked_write(path, tensor_bytes(model))
+        metric_rows.extend({**key, "metric": k, "value": v}
+                           for k, v in evaluator.final_row(model, c).items())  # fmt: skip
+        bar.update(1)
+    folder = seed_path(out, "runs", unit.shift, unit.seed) / unit.tag
+    for name, rows in (("metrics.csv", metric_rows), ("epochs.csv", epoch_rows)):
+        text = pd.DataFrame(rows).to_csv(index=False)
+        hashes[folder / name] = checked_write(folder / name, text.encode())
+    write_record(folder / "done.json", out, hashes, unit=unit.identity(), inputs=inputs)
 
 
 def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: bool) -> RunReport:
-    """Run every unfinished (seed, variant) unit, then rewrite the aggregated outputs.
+    """Run every unfinished or damaged unit, then rewrite the aggregated outputs.
 
     Runs single-threaded (``torch.set_num_threads(1)``, restored afterwards): with these tiny
     models on a shared 2-core machine, two threads measured about 9x slower.
     """
     _prepare_out(config, out, seeds)
     n_clients = config.data.n_clients
-    units = [(s, v) for s in seeds for v in (BASELINE, *config.variants)]
-    todo = [u for u in units if not _unit_done(out, *u, n_clients)]
-    skipped = [u for u in units if u not in todo]
-    trained: list[tuple[int, str]] = []
+    runs = [(BASELINE, None), *config.variant_runs()]
+    groups = [(shift, data, seed, [Unit(shift, seed, v, lr) for v, lr in runs])
+              for shift, data in config.shift_data() for seed in seeds]  # fmt: skip
+    status: dict[Unit, list[str] | None] = {}
+    intact: dict[tuple[str | None, int], bool] = {}
+    for shift, _, seed, units in groups:
+        inputs, intact[(shift, seed)] = inputs_state(out, shift, seed, n_clients)
+        status |= {u: unit_check(out, u, n_clients, inputs) for u in units}
+    todo = {u for u, s in status.items() if s is not None}
+    report = RunReport(trained=[], skipped=[(u.seed, u.label) for u in status if u not in todo],
+                       out=out, damaged=[f for s in status.values() for f in s or []])  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     bar = tqdm(total=len(todo) * n_clients, disable=not progress, desc=config.preset, unit="fit")
     try:
-        for seed in seeds:
-            if not any(u[0] == seed for u in todo):
+        for shift, data, seed, units in groups:
+            if intact[(shift, seed)] and not todo.intersection(units):
                 continue
-            clients = make_clients(config.data, np.random.default_rng(seed))
-            for c, cd in enumerate(clients):
-                path = out / "data" / f"seed{seed}" / f"client{c}.npz"
-                if not path.exists():
-                    _save_npz(path, cd.x_test, cd.y_test)
-            global_model = _global_model(config, out, seed, clients)
+            clients = make_clients(data, np.random.default_rng(seed))
+            global_model, inputs, repaired = ensure_inputs(config, out, shift, seed, clients)
+            report.damaged.extend(repaired)
             evaluator = _Evaluator(clients, global_model)
-            for variant in (BASELINE, *config.variants):
-                if (seed, variant) not in todo:
-                    continue
-                bar.set_postfix_str(f"seed {seed} {variant}")
-                metric_rows: list[dict[str, Any]] = []
-                epoch_rows: list[dict[str, Any]] = []
-                base = {"preset": config.preset, "seed": seed, "variant": variant}
-                for c, cd in enumerate(clients):
-                    key = {**base, "client": c}
-
-                    def log(
-                        epoch: int,
-                        model: nn.Module,
-                        key: dict[str, Any] = key,
-                        ev: _Evaluator = evaluator,
-                        rows: list[dict[str, Any]] = epoch_rows,
-                    ) -> None:
-                        row = ev.epoch_row(model, int(key["client"]))
-                        rows.extend(
-                            {**key, "epoch": epoch, "metric": k, "value": v} for k, v in row.items()
-                        )
-
-                    log(0, global_model)
-                    if variant == BASELINE:
-                        model = global_model
-                    else:
-                        vid = VARIANTS.index(variant)
-                        gen = torch.Generator().manual_seed(1_000_003 * seed + 1009 * vid + c)
-                        x, y = torch.from_numpy(cd.x_train), torch.from_numpy(cd.y_train)
-                        model = personalize(variant, global_model, x, y, config.pft, gen, log)
-                        _save_tensors(
-                            model,
-                            out
-                            / "checkpoints"
-                            / f"seed{seed}"
-                            / variant
-                            / f"client{c}.safetensors",
-                        )
-                    metric_rows.extend(
-                        {**key, "metric": k, "value": v}
-                        for k, v in evaluator.final_row(model, c).items()
-                    )
-                    bar.update(1)
-                _write_unit(out, seed, variant, metric_rows, epoch_rows)
-                trained.append((seed, variant))
+            for unit in units:
+                if unit not in todo:
+                    if unit_check(out, unit, n_clients, inputs) is None:
+                        continue
+                    # The inputs were recomputed to other bytes: the unit is stale.
+                    report.skipped.remove((unit.seed, unit.label))
+                    bar.total = (bar.total or 0) + n_clients
+                bar.set_postfix_str(f"seed {seed} {unit.label}")
+                _run_unit(config, out, unit, clients, global_model, evaluator, inputs, bar)
+                report.trained.append((unit.seed, unit.label))
     finally:
         bar.close()
         torch.set_num_threads(threads)
     write_outputs(out)
-    return RunReport(trained=trained, skipped=skipped, out=out)
+    return report
 
 
 @dataclass(frozen=True)
@@ -223,16 +230,22 @@ class RunReport:
     Attributes
     ----------
     trained : list of (int, str)
-        (seed, variant) units computed by this call (``"fedavg"`` is the global baseline).
+        (seed, unit) pairs computed by this call; the unit is the variant (``"fedavg"`` is
+        the global baseline), ``variant-lr{ft_lr}`` in a step-size sweep, and prefixed by
+        ``shift/`` in a multi-shift preset.
     skipped : list of (int, str)
-        Units found finished on disk and not recomputed.
+        Units found finished on disk, with every checksum matching, and not recomputed.
     out : Path
         Output directory.
+    damaged : list of str
+        Files (relative to ``out``) that were on disk but failed their recorded checksum (or
+        whose record was unreadable), and were recomputed.
     """
 
     trained: list[tuple[int, str]]
     skipped: list[tuple[int, str]]
     out: Path
+    damaged: list[str] = field(default_factory=list)
 
 
 def run_experiment(
