@@ -23,14 +23,10 @@ if TYPE_CHECKING:
     )
     from synthetic.fedavg import distance_to_ideal, ideal_global_model  # noqa: F401
     from synthetic.generators import explicit_inputs, sample_inputs, second_moment  # noqa: F401
-    from synthetic.methods import METHODS, Hyper, linear_probe, run_method  # noqa: F401
-    from synthetic.metrics import (  # noqa: F401
-        DEFAULT_METRICS,
-        METRICS,
-        client_losses,
-        delta_exact,
-        delta_monte_carlo,
-    )
+    from synthetic.delta import delta_exact, delta_monte_carlo, delta_population  # noqa: F401
+    from synthetic.methods import Hyper, linear_probe, run_method  # noqa: F401
+    from synthetic.metrics import client_losses  # noqa: F401
+    from synthetic.names import DEFAULT_METRICS, METHODS, METRICS  # noqa: F401
     from synthetic.problem import client_objectives, draw_problem  # noqa: F401
     from synthetic.simulation import expand_grid, simulate, simulate_batch  # noqa: F401
 
@@ -46,15 +42,16 @@ _EXPORTS: dict[str, str] = {
     "explicit_inputs": "synthetic.generators",
     "sample_inputs": "synthetic.generators",
     "second_moment": "synthetic.generators",
-    "METHODS": "synthetic.methods",
+    "METHODS": "synthetic.names",
     "Hyper": "synthetic.methods",
     "linear_probe": "synthetic.methods",
     "run_method": "synthetic.methods",
-    "DEFAULT_METRICS": "synthetic.metrics",
-    "METRICS": "synthetic.metrics",
+    "DEFAULT_METRICS": "synthetic.names",
+    "METRICS": "synthetic.names",
     "client_losses": "synthetic.metrics",
-    "delta_exact": "synthetic.metrics",
-    "delta_monte_carlo": "synthetic.metrics",
+    "delta_exact": "synthetic.delta",
+    "delta_monte_carlo": "synthetic.delta",
+    "delta_population": "synthetic.delta",
     "client_objectives": "synthetic.problem",
     "draw_problem": "synthetic.problem",
     "expand_grid": "synthetic.simulation",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
-from synthetic.config import ConfigError, field_names, parse_value
+from synthetic.config import ConfigError, field_names, parse_assignment, parse_grid
+from synthetic.names import DEFAULT_METRICS, GLOBAL_METHOD, METHODS, METRICS
 
 _EPILOG = """\
 examples:
@@ -17,49 +20,11 @@ configuration keys (--set / --grid): {keys}
 """
 
 
-def parse_assignment(text: str, option: str) -> tuple[str, str]:
-    """Split ``KEY=VALUE``; raise a ConfigError naming the option otherwise."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"{option} {text!r} is invalid: expected KEY=VALUE")
-    return key.strip(), value.strip()
-
-
-def parse_grid(text: str) -> tuple[str, list[object]]:
-    """Parse ``KEY=START:STOP:NUM`` (NUM evenly spaced values, inclusive) or ``KEY=a,b,c``."""
-    import numpy as np
-
-    key, value = parse_assignment(text, "--grid")
-    if key not in field_names():
-        raise ConfigError(
-            f"--grid key {key!r} is invalid: expected one of {', '.join(field_names())}"
-        )
-    if ":" in value:
-        parts = value.split(":")
-        try:
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-        except ValueError:
-            raise ConfigError(
-                f"--grid {text!r} is invalid: expected KEY=START:STOP:NUM with numbers and an "
-                "integer NUM, or KEY=v1,v2,..."
-            ) from None
-        if num < 1:
-            raise ConfigError(f"--grid {text!r} is invalid: expected NUM >= 1")
-        points = [float(v) for v in np.linspace(start, stop, num)]
-        return key, [parse_value(key, repr(p)) for p in points]
-    items = [v for v in value.split(",") if v.strip()]
-    if not items:
-        raise ConfigError(f"--grid {text!r} is invalid: expected at least one value")
-    return key, [parse_value(key, v) for v in items]
-
-
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the repeatable ``--set KEY=VALUE`` and ``--grid KEY=...`` options.
 
     Their destinations are ``sets`` and ``grid``; parse the values with
-    :func:`parse_assignment` and :func:`parse_grid`.
+    :func:`synthetic.config.parse_assignment` and :func:`synthetic.config.parse_grid`.
     """
     parser.add_argument(
         "--set",
@@ -81,9 +46,6 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` subcommand."""
-    from synthetic.methods import METHODS
-    from synthetic.metrics import DEFAULT_METRICS, METRICS
-
     parser = subparsers.add_parser(
         "simulate",
         help="run the two-layer linear simulator over a grid of configurations",
@@ -103,22 +65,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--methods",
         default=",".join(METHODS),
         metavar="LIST",
-        help=f"comma-separated methods among {', '.join((*METHODS, 'global'))} "
+        help=f"comma-separated methods among {', '.join((*METHODS, GLOBAL_METHOD))} "
         "('global' = the starting model; default: all PFT methods)",
     )
     parser.add_argument(
         "--metrics",
         default=",".join(DEFAULT_METRICS),
         metavar="LIST",
-        help=f"comma-separated metrics among {', '.join(METRICS)} (default: all but "
-        "feature_angle_max)",
+        help=f"comma-separated metrics among {', '.join(METRICS)} (default: "
+        f"{', '.join(DEFAULT_METRICS)}; delta_l2 is exact, delta_l2_mc/delta_l2_se its "
+        "Monte-Carlo cross-check with n_mc draws)",
     )
     parser.add_argument(
         "--out",
         default=None,
         metavar="CSV",
-        help="tidy CSV to write (its configuration goes to the same name with .json); without "
-        "it, a summary (mean over seeds and clients) is printed",
+        help="tidy CSV to write (its configuration goes to the same name with .json, so CSV "
+        "may not end in .json); without it, a summary (mean over seeds and clients) is printed",
     )
     parser.add_argument(
         "--chunk-size", type=int, default=512, metavar="N", help="configurations per batch"
@@ -127,13 +90,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _names(option: str, text: str, allowed: tuple[str, ...]) -> list[str]:
+    """Comma-separated names, each in ``allowed``; errors name the option."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise ConfigError(f"{option} {text!r} is invalid: expected at least one of "
+                          f"{', '.join(allowed)}")  # fmt: skip
+    for name in names:
+        if name not in allowed:
+            singular = option.lstrip("-").rstrip("s")
+            raise ConfigError(
+                f"{option} {text!r} is invalid: {singular}={name!r} is invalid: expected one of "
+                f"{', '.join(allowed)}"
+            )
+    return names
+
+
+def _results_path(out: str) -> tuple[Path, Path]:
+    """The results CSV and its configuration file; refuse names where the two would collide."""
+    path = Path(out)
+    meta = path.with_suffix(".json")
+    if meta == path or path.suffix.lower() == ".json":
+        raise ConfigError(
+            f"--out {out!r} is invalid: the configuration is written beside the results as "
+            f"{meta.name}, so the two would collide; expected a results name such as "
+            f"{path.with_suffix('.csv').name}"
+        )
+    if path.is_dir():
+        raise ConfigError(f"--out {out!r} is invalid: it is a folder; expected a file name")
+    return path, meta
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``feddistort simulate``."""
-    from pathlib import Path
-
     from feddistort_io import __version__, atomic_write_csv, atomic_write_json
+    from synthetic.budget import check_budget
     from synthetic.config import config_from_mapping
-    from synthetic.simulation import expand_grid, simulate
 
     assignments = dict(parse_assignment(text, "--set") for text in args.sets)
     base = config_from_mapping(assignments)
@@ -142,24 +134,27 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds {args.seeds} is invalid: expected at least 1")
     if args.chunk_size < 1:
         raise ConfigError(f"--chunk-size {args.chunk_size} is invalid: expected at least 1")
+    methods = _names("--methods", args.methods, (*METHODS, GLOBAL_METHOD))
+    metrics = _names("--metrics", args.metrics, METRICS)
+    paths = None if args.out is None else _results_path(args.out)
+    check_budget(
+        base.to_dict(), grid, args.seeds, n_methods=len(methods), n_metrics=len(metrics),
+        chunk_size=args.chunk_size,
+    )  # fmt: skip
+    from synthetic.simulation import expand_grid, simulate
+
     configs = expand_grid(base, grid, args.seeds)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     frame = simulate(
         configs, methods, metrics=metrics, chunk_size=args.chunk_size, progress=not args.no_progress
     )
-    n_div = int(frame.loc[frame["metric"] == frame["metric"].iloc[0], "diverged"].sum())
-    if n_div:
-        print(
-            f"warning: {n_div} run(s) diverged (flagged in the 'diverged' column)", file=sys.stderr
-        )
-    if args.out is None:
+    _notes(frame, configs, metrics)
+    if paths is None:
         summary = frame.pivot_table(
             index="method", columns="metric", values="value", sort=False, dropna=False
         )
         print(summary.to_string(float_format=lambda v: f"{v:.6g}"))
         return 0
-    out = Path(args.out)
+    out, meta_path = paths
     meta = {
         "command": "feddistort simulate",
         "version": __version__,
@@ -171,6 +166,25 @@ def run(args: argparse.Namespace) -> int:
         "rows": len(frame),
     }
     atomic_write_csv(out, frame)
-    atomic_write_json(out.with_suffix(".json"), meta)
-    print(f"wrote {len(frame)} rows to {out} and the configuration to {out.with_suffix('.json')}")
+    atomic_write_json(meta_path, meta)
+    print(f"wrote {len(frame)} rows to {out} and the configuration to {meta_path}")
     return 0
+
+
+def _notes(frame: Any, configs: list[Any], metrics: list[str]) -> None:
+    """Warn, from the computed table, about diverged runs and undefined metrics."""
+    first = frame["metric"] == frame["metric"].iloc[0]
+    n_div = int(frame.loc[first, "diverged"].sum())
+    if n_div:
+        print(
+            f"warning: {n_div} run(s) diverged (flagged in the 'diverged' column, values NaN)",
+            file=sys.stderr,
+        )
+    if "global_loss_others" in metrics:
+        alone = frame[(frame["metric"] == "global_loss_others") & (frame["C"] == 1)]
+        if len(alone):
+            print(
+                f"note: global_loss_others is NaN in {len(alone)} row(s) with C=1: it averages "
+                "over the clients other than the fine-tuning one, and there are none",
+                file=sys.stderr,
+            )

@@ -8,23 +8,26 @@ problem, fine-tuning, global model (FedAvg) and evaluation.
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-COVARIATES: tuple[str, ...] = ("isotropic", "own", "shared", "random", "basis", "mix", "overlap")
-LOSSES: tuple[str, ...] = ("mse", "half_mse")
-GLOBAL_MODELS: tuple[str, ...] = ("ideal", "fedavg")
+from synthetic._validation import COVARIATES, GLOBAL_MODELS, LOSSES, ConfigError, validate
+from synthetic._validation import bad as _bad
 
-
-class ConfigError(ValueError):
-    """A configuration value is out of range or inconsistent; the message names it."""
-
-
-def _bad(name: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(f"{name}={value!r} is invalid: expected {expected}")
+__all__ = [
+    "COVARIATES",
+    "GLOBAL_MODELS",
+    "LOSSES",
+    "ConfigError",
+    "SimConfig",
+    "config_from_mapping",
+    "field_names",
+    "parse_assignment",
+    "parse_grid",
+    "parse_value",
+]
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,13 @@ class SimConfig:
         FedAvg rounds, local GD steps per round, learning rate, fraction of clients per round,
         and scale of the random initialization.
     n_mc : int
-        Monte-Carlo draws per client for the unsquared distortion Delta (population mode).
+        Monte-Carlo draws per client for the cross-check estimate of the unsquared distortion
+        Delta (metric ``delta_l2_mc``; the default ``delta_l2`` is exact).
+
+    Notes
+    -----
+    Validation is the table of rules in :mod:`synthetic._validation` (types from the
+    annotations, then ranges, then relations between fields).
     """
 
     # problem
@@ -122,71 +131,7 @@ class SimConfig:
     n_mc: int = 128
 
     def __post_init__(self) -> None:
-        for name in ("d", "m", "C", "steps", "seed", "n_soup", "fed_rounds", "fed_local_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise _bad(name, value, "an integer")
-        for name in ("n", "client"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise _bad(name, value, "an integer or none")
-        for name in (
-            "lam", "mix", "eps", "rho", "sigma", "vcom_norm", "eta", "ridge", "mu", "sparsity",
-            "beta", "fed_lr", "fed_participation", "fed_init_scale",
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise _bad(name, value, "a number")
-            if not math.isfinite(value):
-                raise _bad(name, value, "a finite number")
-        if self.m < 1:
-            raise _bad("m", self.m, "m >= 1 shared features")
-        if self.C < 1:
-            raise _bad("C", self.C, "C >= 1 clients")
-        if self.d < self.k:
-            raise _bad("d", self.d, f"d >= m + C = {self.k} (B* needs orthonormal rows)")
-        for name in ("lam", "eps", "sigma", "vcom_norm", "eta", "ridge", "mu", "beta", "fed_lr"):
-            if getattr(self, name) < 0:
-                raise _bad(name, getattr(self, name), "a value >= 0")
-        for name in ("rho", "mix"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise _bad(name, getattr(self, name), "a value in [0, 1]")
-        if not 0.0 < self.sparsity <= 1.0:
-            raise _bad("sparsity", self.sparsity, "a fraction in (0, 1]")
-        if not 0.0 < self.fed_participation <= 1.0:
-            raise _bad("fed_participation", self.fed_participation, "a fraction in (0, 1]")
-        if self.fed_init_scale <= 0:
-            raise _bad("fed_init_scale", self.fed_init_scale, "a value > 0")
-        if self.covariate not in COVARIATES:
-            raise _bad("covariate", self.covariate, f"one of {', '.join(COVARIATES)}")
-        if self.loss not in LOSSES:
-            raise _bad("loss", self.loss, f"one of {', '.join(LOSSES)}")
-        if self.global_model not in GLOBAL_MODELS:
-            raise _bad("global_model", self.global_model, f"one of {', '.join(GLOBAL_MODELS)}")
-        if self.steps < 0:
-            raise _bad("steps", self.steps, "steps >= 0")
-        if self.seed < 0:
-            raise _bad("seed", self.seed, "seed >= 0")
-        if self.n is not None and self.n < 1:
-            raise _bad("n", self.n, "n >= 1 samples per client, or none for population losses")
-        if self.client is not None and not 0 <= self.client < self.C:
-            raise _bad("client", self.client, f"a client index in 0..{self.C - 1}, or none (all)")
-        if self.n_soup < 1:
-            raise _bad("n_soup", self.n_soup, "n_soup >= 1")
-        if self.flood is not None and (not math.isfinite(self.flood) or self.flood < 0):
-            raise _bad("flood", self.flood, "a flood level >= 0, or none")
-        if self.fed_rounds < 0 or self.fed_local_steps < 1:
-            raise _bad("fed_rounds/fed_local_steps", (self.fed_rounds, self.fed_local_steps),
-                       "fed_rounds >= 0 and fed_local_steps >= 1")  # fmt: skip
-        if self.n_mc < 2:
-            raise _bad("n_mc", self.n_mc, "n_mc >= 2 Monte-Carlo draws")
-        if self.covariate == "overlap" and self.private_dim < 1 and self.rho < 1.0:
-            raise _bad(
-                "d",
-                self.d,
-                f"covariate='overlap' with rho < 1 needs d >= m + 2C = {self.k + self.C} "
-                "(one private input direction per client outside rowspace(B*))",
-            )
+        validate(self)
 
     @property
     def k(self) -> int:
@@ -280,3 +225,54 @@ def config_from_mapping(values: Mapping[str, Any], base: SimConfig | None = None
             f"unknown configuration key {unknown[0]!r}: expected one of {', '.join(field_names())}"
         )
     return dataclasses.replace(base or SimConfig(), **parsed)
+
+
+def parse_assignment(text: str, option: str) -> tuple[str, str]:
+    """Split ``KEY=VALUE``; raise a ConfigError naming the option otherwise."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{option} {text!r} is invalid: expected KEY=VALUE")
+    return key.strip(), value.strip()
+
+
+def parse_grid(text: str, option: str = "--grid") -> tuple[str, list[object]]:
+    """Parse ``KEY=START:STOP:NUM`` (NUM evenly spaced values, inclusive) or ``KEY=a,b,c``.
+
+    Parameters
+    ----------
+    text : str
+        The grid as typed (``--grid`` value or ``KEY=`` plus a spec string).
+    option : str
+        Where the text came from, for error messages.
+
+    Returns
+    -------
+    (str, list)
+        The field name and its typed values.
+    """
+    import numpy as np
+
+    key, value = parse_assignment(text, option)
+    if key not in field_names():
+        raise ConfigError(
+            f"{option} key {key!r} is invalid: expected one of {', '.join(field_names())}"
+        )
+    if ":" in value:
+        parts = value.split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise ConfigError(
+                f"{option} {text!r} is invalid: expected KEY=START:STOP:NUM with numbers and an "
+                "integer NUM, or KEY=v1,v2,..."
+            ) from None
+        if num < 1:
+            raise ConfigError(f"{option} {text!r} is invalid: expected NUM >= 1")
+        points = [float(v) for v in np.linspace(start, stop, num)]
+        return key, [parse_value(key, repr(p)) for p in points]
+    items = [v for v in value.split(",") if v.strip()]
+    if not items:
+        raise ConfigError(f"{option} {text!r} is invalid: expected at least one value")
+    return key, [parse_value(key, v) for v in items]

@@ -16,11 +16,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthetic.config import ConfigError
+from synthetic.names import METHODS
 from synthetic.problem import Objective
 
 Array = NDArray[np.float64]
 
-METHODS: tuple[str, ...] = ("ft", "lp", "lpft", "proximal", "sparse", "soup", "align")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from numpy.typing import NDArray
 
 from synthetic.config import ConfigError, SimConfig, field_names
 from synthetic.fedavg import distance_to_ideal, fedavg, ideal_global_model
-from synthetic.methods import METHODS, Hyper, predictor, run_method
-from synthetic.metrics import DEFAULT_METRICS, METRICS, client_losses, run_metrics
+from synthetic.methods import Hyper, predictor, run_method
+from synthetic.metrics import client_losses, run_metrics
+from synthetic.names import DEFAULT_METRICS, GLOBAL_METHOD, METHODS, METRICS
 from synthetic.problem import Problem, client_objectives, draw_problem, stack_problems
 
 Array = NDArray[np.float64]
@@ -27,7 +28,6 @@ SHAPE_FIELDS: tuple[str, ...] = (
     "d", "m", "C", "covariate", "n", "loss", "steps", "client", "n_soup", "global_model",
     "fed_rounds", "fed_local_steps", "n_mc",
 )  # fmt: skip
-GLOBAL_METHOD = "global"
 FEDAVG_METRICS: tuple[str, ...] = (
     "fed_angle_max",
     "fed_angle_identifiable",
