@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from figures._progress import inner_progress
+
 
 def run_real(
     workdir: Path, preset: str, seeds: list[int], variants: list[str], epochs: int | None,
@@ -53,5 +55,5 @@ def run_real(
     config = dataclasses.replace(config, pft=pft)
     tag = f"{preset}-{'quick' if quick else 'full'}-e{epochs}-f{flood}"
     out = workdir / tag
-    run_experiment(config, out, seeds, progress=False)
+    run_experiment(config, out, seeds, progress=inner_progress())
     return load_metrics(out), load_epoch_log(out)

@@ -1,19 +1,28 @@
-"""House style of every figure: colorblind palette, labelled axes, and tidy-data drawing.
+"""House style of every figure: one colour and marker per method, labelled axes, tidy drawing.
 
 Every plotted element is drawn from rows of a tidy frame with the columns of :data:`COLUMNS`;
 each line gets the ``gid`` ``"panel|series"`` so that tests can read the plotted data back.
+A series whose name starts with a method (``ft``, ``LP-FT``, ``FT η=0.1 sim``: see
+:func:`series_method`) is drawn in that method's colour and marker from :data:`METHOD_STYLE`,
+in every figure and panel; series that lie on top of an earlier one are drawn visibly
+(:func:`coincident_series`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+from figures._overlap import coincident_series, math_label
 
 # seaborn's "colorblind" palette (Wong-like), fixed here so figures do not depend on seaborn.
 PALETTE: tuple[str, ...] = (
@@ -24,6 +33,39 @@ MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 COLUMNS: tuple[str, ...] = ("panel", "series", "kind", "x", "y", "lo", "hi")
 KINDS: tuple[str, ...] = ("line", "marker", "dashed")
 DECIMALS = 10
+DPI = 200  # PNG resolution of the written figures
+
+
+@dataclass(frozen=True)
+class MethodStyle:
+    """How one method is drawn everywhere: colour, marker and legend name."""
+
+    color: str
+    marker: str
+    name: str
+    hollow: bool = False  # flooded variants: open markers in the method's colour
+    dashes: bool = False
+
+
+# One row per method of synthetic/ and empirical/experiment/ (``fedavg`` is the real global
+# model, ``global`` the linear one: one style). Flood variants keep the hue, with open markers.
+METHOD_STYLE: dict[str, MethodStyle] = {
+    "global": MethodStyle("#949494", "X", "global"),
+    "fedavg": MethodStyle("#949494", "X", "FedAvg"),
+    "ft": MethodStyle("#0173b2", "o", "FT"),
+    "lp": MethodStyle("#029e73", "s", "LP"),
+    "lpft": MethodStyle("#000000", "D", "LP-FT"),
+    "proximal": MethodStyle("#cc78bc", "^", "proximal"),
+    "sparse": MethodStyle("#de8f05", "v", "sparse"),
+    "soup": MethodStyle("#ca9161", "P", "soup"),
+    "lss": MethodStyle("#56b4e9", "<", "LSS"),
+    "split": MethodStyle("#d55e00", ">", "split"),
+    "align": MethodStyle("#7b3294", "*", "align"),
+    "ft-flood": MethodStyle("#0173b2", "o", "FT + flooding", hollow=True, dashes=True),
+    "lpft-flood": MethodStyle("#000000", "D", "LP-FT + flooding", hollow=True, dashes=True),
+}
+_ALIASES = {"lp-ft": "lpft", "ft+flood": "ft-flood", "lp-ft+flood": "lpft-flood"}
+_ROLES = ("theory", "sim", "simulation")
 
 _RC: dict[str, Any] = {
     "font.size": 9,
@@ -36,9 +78,92 @@ _RC: dict[str, Any] = {
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "savefig.dpi": 110,
+    "savefig.dpi": DPI,
     "figure.dpi": 110,
 }
+
+
+def series_method(series: str) -> tuple[str | None, str]:
+    """The method a series draws and its qualifier, or ``(None, "")``.
+
+    A series is a method's when its first word is a key of :data:`METHOD_STYLE` (or ``LP-FT``;
+    case-insensitive) and every other word is a parameter (``η=0.1``) or a role (``theory``,
+    ``sim``). ``"FT: inside rowspace(X)"`` or ``"LP-FT lower (sim)"`` are not method series.
+
+    Examples
+    --------
+    >>> series_method("FT η=0.25 theory")
+    ('ft', 'η=0.25')
+    >>> series_method("lpft")
+    ('lpft', '')
+    >>> series_method("Δ (FT)")
+    (None, '')
+    """
+    words = series.split()
+    if not words:
+        return None, ""
+    head = words[0].lower()
+    method = _ALIASES.get(head, head)
+    if method not in METHOD_STYLE:
+        return None, ""
+    params = [w for w in words[1:] if w.lower() not in _ROLES]
+    if any("=" not in w for w in params):
+        return None, ""
+    return method, " ".join(params)
+
+
+def _shade(color: str, index: int, count: int) -> str:
+    """The ``index``-th of ``count`` shades of one hue (dark to light), the base in the middle."""
+    if count <= 1:
+        return color
+    t = -0.45 + 0.9 * index / (count - 1)  # < 0 darker, > 0 lighter
+    rgb = np.asarray(to_rgb(color))
+    if np.all(rgb == 0.0):  # black: shades of grey
+        return to_hex(np.full(3, 0.55 * index / (count - 1)))
+    mixed = rgb * (1 + t) if t < 0 else rgb + (1 - rgb) * t
+    return to_hex(np.clip(mixed, 0.0, 1.0))
+
+
+def series_styles(
+    data: pd.DataFrame, panel: str, colors: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Colour and marker of each series of one panel (method series from the table).
+
+    Parameters
+    ----------
+    data : DataFrame
+        Tidy plot data (:func:`tidy`).
+    panel : str
+    colors : dict, optional
+        Series -> colour for the series that are not a method's.
+
+    Returns
+    -------
+    dict of str to dict
+        ``{"color", "marker", "hollow", "dashes"}`` per series, in order of appearance.
+    """
+    names = list(dict.fromkeys(data.loc[data["panel"] == panel, "series"].astype(str)))
+    qualifiers: dict[str, list[str]] = {}
+    for name in names:
+        method, qualifier = series_method(name)
+        if method is not None:
+            qualifiers.setdefault(method, [])
+            if qualifier not in qualifiers[method]:
+                qualifiers[method].append(qualifier)
+    out: dict[str, dict[str, Any]] = {}
+    for index, name in enumerate(names):
+        method, qualifier = series_method(name)
+        if method is None:
+            color = (colors or {}).get(name, PALETTE[index % len(PALETTE)])
+            out[name] = {"color": color, "marker": MARKERS[index % len(MARKERS)],
+                         "hollow": False, "dashes": False}  # fmt: skip
+            continue
+        style = METHOD_STYLE[method]
+        levels = qualifiers[method]
+        out[name] = {"color": _shade(style.color, levels.index(qualifier), len(levels)),
+                     "marker": style.marker, "hollow": style.hollow,
+                     "dashes": style.dashes}  # fmt: skip
+    return out
 
 
 def tidy(rows: Sequence[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -122,6 +247,12 @@ def draw(
 ) -> None:
     """Draw every series of one panel (line, markers with intervals, or dashed line).
 
+    Method series take their colour and marker from :data:`METHOD_STYLE` (parameter variants
+    of one method get shades of its colour). A series that lies on an earlier one
+    (:func:`coincident_series`) is drawn on top with open, larger markers or a dashed line,
+    and a fully covered one says so in its legend label. A line whose points all coincide
+    is drawn as a marker.
+
     Parameters
     ----------
     ax : Axes
@@ -130,48 +261,75 @@ def draw(
     panel : str
         Which panel's rows to draw.
     colors : dict, optional
-        Series -> color; otherwise the palette in order of appearance.
+        Series -> colour for series that are not a method's; otherwise the palette in order.
     labels : dict, optional
         Series -> legend label (``""`` hides it from the legend).
     """
     rows = data[data["panel"] == panel]
-    for index, (series, block) in enumerate(rows.groupby("series", sort=False)):
-        color = (colors or {}).get(str(series), PALETTE[index % len(PALETTE)])
-        label = (labels or {}).get(str(series), str(series))
-        gid = f"{panel}|{series}"
+    styles = series_styles(data, panel, colors)
+    covered = {c.series: c for c in coincident_series(data, panel)}
+    for series, block in rows.groupby("series", sort=False):
+        name = str(series)
+        style = styles[name]
+        label = math_label((labels or {}).get(name, name))
+        hit = covered.get(name)
+        if hit is not None and hit.fraction == 1.0 and label:
+            label = f"{label} (on {math_label(hit.under)})"
         kind = str(block["kind"].iloc[0])
         x = block["x"].to_numpy(dtype=float)
         y = block["y"].to_numpy(dtype=float)
+        hollow = style["hollow"] or hit is not None
+        marker_kw: dict[str, Any] = {"marker": style["marker"], "color": style["color"],
+                                     "ms": 8 if hit is not None else 5, "label": label}  # fmt: skip
+        if hollow:
+            marker_kw |= {"markerfacecolor": "none", "markeredgewidth": 1.4}
         if kind == "marker":
             lo = block["lo"].to_numpy(dtype=float)
             hi = block["hi"].to_numpy(dtype=float)
-            marker = MARKERS[index % len(MARKERS)]
             if np.all(np.isnan(lo)):
-                (line,) = ax.plot(x, y, ls="none", marker=marker, ms=5, color=color, label=label)
+                (line,) = ax.plot(x, y, ls="none", zorder=3, **marker_kw)
             else:
                 err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
-                container = ax.errorbar(
-                    x, y, yerr=err, ls="none", marker=marker, ms=5, color=color, capsize=2.5,
-                    label=label, elinewidth=1,
-                )  # fmt: skip
+                container = ax.errorbar(x, y, yerr=err, ls="none", capsize=2.5, elinewidth=1,
+                                        zorder=3, **marker_kw)  # fmt: skip
                 line = container.lines[0]
         else:
-            (line,) = ax.plot(
-                x, y, ls="--" if kind == "dashed" else "-", lw=1.6, color=color, label=label
-            )
-        line.set_gid(gid)
+            dashed = kind == "dashed" or style["dashes"] or hit is not None
+            (line,) = ax.plot(x, y, ls="--" if dashed else "-", lw=1.6, color=style["color"],
+                              label=label)  # fmt: skip
+            if len(x) > 0 and np.ptp(x) == 0 and np.ptp(y) == 0:
+                line.set(**{k: v for k, v in marker_kw.items() if k != "label"})
+        line.set_gid(f"{panel}|{series}")
 
 
 def finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend: bool = True) -> None:
-    """Title, axis labels (with units) and a legend without duplicate entries."""
-    ax.set_title(title, loc="left")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    """Title, axis labels (with units, mathtext subscripts) and a legend without duplicates."""
+    ax.set_title(math_label(title), loc="left")
+    ax.set_xlabel(math_label(xlabel))
+    ax.set_ylabel(math_label(ylabel))
     if legend:
         handles, names = ax.get_legend_handles_labels()
         keep = {n: h for h, n in zip(handles, names, strict=True) if n and not n.startswith("_")}
         if keep:
             ax.legend(list(keep.values()), list(keep.keys()), frameon=False)
+
+
+def polish(fig: Figure) -> Figure:
+    """Turn raw ``_x`` subscripts in every text of a figure (titles, labels, legends) to mathtext.
+
+    Parameters
+    ----------
+    fig : Figure
+
+    Returns
+    -------
+    Figure
+        The same figure.
+    """
+    for text in fig.findobj(Text):
+        if isinstance(text, Text):
+            text.set_text(math_label(text.get_text()))
+    return fig
 
 
 def plotted_lines(fig: Figure) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -205,3 +363,9 @@ def expected_lines(data: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray
             block["y"].to_numpy(dtype=float),
         )
     return out
+
+
+__all__ = [
+    "DPI", "METHOD_STYLE", "MethodStyle", "coincident_series", "draw", "finish", "math_label",
+    "new_figure", "polish", "series_method", "series_styles", "tidy",
+]  # fmt: skip

@@ -68,7 +68,8 @@ def build_figures(
     formats : sequence of str
         Image formats among :data:`FORMATS`.
     progress : bool
-        tqdm bar over figures.
+        Progress bars: the figures, weighted by their expected time (see
+        :mod:`figures._progress`), and the experiment runs inside a figure.
 
     Returns
     -------
@@ -76,6 +77,9 @@ def build_figures(
     """
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
+
+    from figures._progress import FigureBar, expected_seconds, showing_inner_progress
+    from figures._style import DPI, polish
 
     from feddistort_io import __version__, atomic_write_csv, atomic_write_json
     from figures.registry import figure_names, get_figure
@@ -95,9 +99,9 @@ def build_figures(
             manifest = {"figures": {}}
     manifest.setdefault("figures", {})
     report = BuildReport()
-    bar = tqdm(specs, desc="figures", unit="fig", disable=not progress)
-    for spec in bar:
-        bar.set_postfix_str(spec.name)
+    bar = FigureBar(expected_seconds(chosen, manifest, quick), progress)
+    for spec in specs:
+        bar.start(spec.name)
         start = time.perf_counter()
         settings = spec.settings(quick)
         entry: dict[str, Any] = {
@@ -105,15 +109,16 @@ def build_figures(
             "seeds": settings.get("seeds", []), "quick": quick, "package_version": __version__,
         }  # fmt: skip
         try:
-            data = spec.data(settings, out / "_work" / spec.name)
+            with showing_inner_progress(progress):
+                data = spec.data(settings, out / "_work" / spec.name)
             csv_path = atomic_write_csv(out / f"{spec.name}.csv", data)
-            fig = spec.plot(data)
+            fig = polish(spec.plot(data))
             files = [csv_path]
             try:
                 for fmt in formats:
                     target = out / f"{spec.name}.{fmt}"
                     tmp = out / f".{spec.name}.tmp.{fmt}"
-                    fig.savefig(tmp, format=fmt, metadata=_metadata(fmt))
+                    fig.savefig(tmp, format=fmt, dpi=DPI, metadata=_metadata(fmt))
                     tmp.replace(target)
                     files.append(target)
             finally:
@@ -132,6 +137,8 @@ def build_figures(
         entry["seconds"] = round(time.perf_counter() - start, 1)
         manifest["figures"][spec.name] = entry
         atomic_write_json(manifest_path, manifest)
+        bar.finish(spec.name)
+    bar.close()
     return report
 
 

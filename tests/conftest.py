@@ -1,4 +1,10 @@
-"""Shared test configuration: hypothesis profiles and a non-interactive matplotlib backend."""
+"""Shared test configuration: hypothesis profiles and a non-interactive matplotlib backend.
+
+`make test` and CI run the same thing: the derandomized ``ci`` profile (the same examples on
+every run, no example database). ``HYPOTHESIS_PROFILE=dev`` (``make test-explore``) explores
+randomly and keeps failing examples in ``.hypothesis/`` so that they replay until fixed; add
+``--hypothesis-seed=N`` to repeat one exploration.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,7 @@ from hypothesis import HealthCheck, settings
 
 matplotlib.use("Agg")
 
-# `dev`: random exploration; `ci`: derandomized so that CI is reproducible. Selected by $CI.
-settings.register_profile(
-    "dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "ci",
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+_COMMON = {"max_examples": 30, "deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("dev", **_COMMON)
+settings.register_profile("ci", **_COMMON, derandomize=True, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

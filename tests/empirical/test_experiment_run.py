@@ -47,6 +47,7 @@ def _mtimes(out: Path) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow
 def test_outputs_layout_and_tidy_tables(run_dir: Path) -> None:
     config = json.loads((run_dir / "config.json").read_text())
     assert config["seeds"] == [0, 1]
@@ -97,6 +98,7 @@ def test_outputs_layout_and_tidy_tables(run_dir: Path) -> None:
     assert "| lp |" in (run_dir / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_units_and_recomputes_only_missing_ones(run_dir: Path) -> None:
     config = make_preset("digits-covariate", quick=True, variants=VARIANTS)
     before = _mtimes(run_dir)
@@ -113,6 +115,7 @@ def test_resume_skips_finished_units_and_recomputes_only_missing_ones(run_dir: P
     assert len(pd.read_csv(run_dir / "metrics.csv")) == len(metrics)
 
 
+@pytest.mark.slow
 def test_checkpoints_load_in_the_distortion_cli(run_dir: Path, tmp_path: Path) -> None:
     ck = run_dir / "checkpoints" / "seed0"
     argv = ["distortion", "--model", str(run_dir / "checkpoints" / "model.json"),
@@ -193,6 +196,7 @@ def test_quick_cli_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "trained 0 unit(s), skipped 6 finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_runs_are_reproducible_from_the_seed(tmp_path: Path) -> None:
     config = make_preset("digits-label", quick=True, variants=("sparse",))
     run_experiment(config, tmp_path / "a", seeds=[3], progress=False)
@@ -202,6 +206,7 @@ def test_runs_are_reproducible_from_the_seed(tmp_path: Path) -> None:
     assert load_epoch_log(tmp_path / "a").equals(load_epoch_log(tmp_path / "b"))
 
 
+@pytest.mark.slow
 def test_flood_level_reaches_every_variant(tmp_path: Path) -> None:
     out = tmp_path / "flood"
     argv = ["experiment", "--preset", "digits-label", "--quick", "--seeds", "1", "--variants",

@@ -41,6 +41,7 @@ def test_registry_has_every_required_figure():
         get_figure("nope")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", THEORY + PFT)
 def test_plot_returns_figure_and_draws_the_data(name, theory_data):
     data = theory_data[name]
@@ -54,6 +55,7 @@ def test_plot_returns_figure_and_draws_the_data(name, theory_data):
         np.testing.assert_array_equal(drawn[gid][1], y, err_msg=gid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", THEORY)
 def test_plot_accepts_caller_axes(name, theory_data):
     data = theory_data[name]
@@ -64,6 +66,7 @@ def test_plot_accepts_caller_axes(name, theory_data):
         get_figure(name).plot(data, ax=list(axes)[:1] if n_panels > 1 else [axes, axes])
 
 
+@pytest.mark.slow
 def test_lemma43_simulation_matches_prediction(theory_data):
     rows = theory_data["lemma-4.3"]
     rows = rows[(rows["panel"] == "rows") & (rows["series"] != "y = x")]
@@ -71,6 +74,7 @@ def test_lemma43_simulation_matches_prediction(theory_data):
     assert rows["max_entry_error"].max() < 1e-9
 
 
+@pytest.mark.slow
 def test_thm44_phase_map_agrees_with_the_boundary(theory_data):
     phase = theory_data["thm-4.4"]
     phase = phase[(phase["panel"] == "phase") & (phase["kind"] == "marker")]
@@ -81,6 +85,7 @@ def test_thm44_phase_map_agrees_with_the_boundary(theory_data):
     assert set(phase["series"]) >= {"LP-FT lower (sim)", "FT lower (sim)"}
 
 
+@pytest.mark.slow
 def test_kumar_outside_span_is_unchanged(theory_data):
     span = theory_data["kumar"]
     outside = span[span["series"] == "FT: outside rowspace(X)"]

@@ -8,6 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -76,6 +77,7 @@ def _check_exit_2(argv: list[str]) -> str:
     return err
 
 
+@pytest.mark.slow
 @given(spec=_bad_specs)
 def test_malformed_spec_exits_2(spec: object) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -99,6 +99,7 @@ def test_overlap_needs_room():
         SimConfig(d=7, m=3, C=4, covariate="overlap", rho=0.5)
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(seed=st.integers(0, 2**31), cov=st.sampled_from(["own", "mix", "overlap", "isotropic"]))
 def test_samples_match_second_moment(seed, cov):

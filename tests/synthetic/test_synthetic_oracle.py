@@ -27,6 +27,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", CASES, ids=lambda c: c.covariate)
 def test_vectorized_equals_loop_oracle(base):
     configs = expand_grid(base, {"lam": [0.0, 0.7, 1.3], "eta": [0.05, base.eta]}, seeds=2)

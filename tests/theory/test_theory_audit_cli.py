@@ -137,6 +137,7 @@ def test_cli_bad_input_exits_2_without_traceback(capsys, argv, message):
     assert "Traceback" not in err + out
 
 
+@pytest.mark.slow
 def test_cli_audit_writes_json_and_markdown(capsys, tmp_path):
     out_json = tmp_path / "audit.json"
     out_md = tmp_path / "audit.md"

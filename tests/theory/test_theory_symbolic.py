@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pytest
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,6 +58,7 @@ def test_dimension_free_identities_are_zero_matrices():
     assert isinstance(derive_span_lemma(), sp.ZeroMatrix)
 
 
+@pytest.mark.slow
 def test_thm44_derivation_matches_theory_md_and_exact_condition():
     der = _thm44()
     assert all(der.theory_md_matches.values())
@@ -133,6 +135,7 @@ def test_gradients_lambdified_equal_simulator_gradients():
         np.testing.assert_allclose(gv(B, S, V, c_l, w_star)[:, 0], g_v, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(
     seed=st.integers(0, 999),
