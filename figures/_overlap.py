@@ -44,13 +44,13 @@ def _span(values: np.ndarray) -> float:
 
 
 def _on_markers(px: np.ndarray, py: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-    """For each point p: is some point q within the tolerance (coordinates already scaled)?"""
+    """Whether each point p has some point q within the tolerance (scaled coordinates)."""
     dist = np.maximum(np.abs(px[:, None] - qx[None, :]), np.abs(py[:, None] - qy[None, :]))
     return np.asarray(np.min(dist, axis=1, initial=np.inf) <= COINCIDE_FRACTION)
 
 
 def _on_line(px: np.ndarray, py: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-    """For each point p: does the polyline through q (sorted by x) pass within the tolerance?"""
+    """Whether the polyline through q (sorted by x) passes within the tolerance of each p."""
     if qx.size == 0:
         return np.zeros(px.shape, dtype=bool)
     order = np.argsort(qx, kind="stable")

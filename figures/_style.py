@@ -119,9 +119,11 @@ def _shade(color: str, index: int, count: int) -> str:
     t = -0.45 + 0.9 * index / (count - 1)  # < 0 darker, > 0 lighter
     rgb = np.asarray(to_rgb(color))
     if np.all(rgb == 0.0):  # black: shades of grey
-        return to_hex(np.full(3, 0.55 * index / (count - 1)))
+        grey = 0.55 * index / (count - 1)
+        return to_hex((grey, grey, grey))
     mixed = rgb * (1 + t) if t < 0 else rgb + (1 - rgb) * t
-    return to_hex(np.clip(mixed, 0.0, 1.0))
+    r, g, b = (float(v) for v in np.clip(mixed, 0.0, 1.0))
+    return to_hex((r, g, b))
 
 
 def series_styles(

@@ -78,10 +78,9 @@ def build_figures(
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
+    from feddistort_io import __version__, atomic_write_csv, atomic_write_json
     from figures._progress import FigureBar, expected_seconds, showing_inner_progress
     from figures._style import DPI, polish
-
-    from feddistort_io import __version__, atomic_write_csv, atomic_write_json
     from figures.registry import figure_names, get_figure
 
     chosen = figure_names() if not names else list(dict.fromkeys(names))

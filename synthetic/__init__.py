@@ -21,9 +21,9 @@ if TYPE_CHECKING:
         config_from_mapping,
         parse_value,
     )
+    from synthetic.delta import delta_exact, delta_monte_carlo, delta_population  # noqa: F401
     from synthetic.fedavg import distance_to_ideal, ideal_global_model  # noqa: F401
     from synthetic.generators import explicit_inputs, sample_inputs, second_moment  # noqa: F401
-    from synthetic.delta import delta_exact, delta_monte_carlo, delta_population  # noqa: F401
     from synthetic.methods import Hyper, linear_probe, run_method  # noqa: F401
     from synthetic.metrics import client_losses  # noqa: F401
     from synthetic.names import DEFAULT_METRICS, METHODS, METRICS  # noqa: F401

@@ -39,9 +39,7 @@ def _is_int(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def type_error(name: str, hint: Any, value: object) -> ConfigError | None:
@@ -133,7 +131,7 @@ def validate(config: Any) -> None:
     ConfigError
         For the first rule broken, naming the field, its value and what is expected.
     """
-    for name, hint in _hints(type(config)):
+    for name, hint in _hints(type(config)):  # type: ignore[arg-type]
         error = type_error(name, hint, getattr(config, name))
         if error is not None:
             raise error

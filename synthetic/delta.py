@@ -136,7 +136,9 @@ def folded_normal_mean(mu: Array, sigma: Array) -> Array:
     mu, sigma = np.abs(mu), np.asarray(sigma, dtype=float)
     pos = sigma > 0
     s = np.where(pos, sigma, 1.0)
-    value = s * np.sqrt(2.0 / np.pi) * np.exp(-0.5 * (mu / s) ** 2) + mu * erf(mu / (s * np.sqrt(2)))
+    value = s * np.sqrt(2.0 / np.pi) * np.exp(-0.5 * (mu / s) ** 2) + mu * erf(
+        mu / (s * np.sqrt(2))
+    )
     return np.where(pos, value, mu)
 
 

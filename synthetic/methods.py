@@ -22,7 +22,6 @@ from synthetic.problem import Objective
 Array = NDArray[np.float64]
 
 
-
 @dataclass(frozen=True)
 class Fit:
     """Fine-tuned parameters and, on request, the trajectory.

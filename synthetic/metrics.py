@@ -147,10 +147,11 @@ def run_metrics(
         ||w*_i - B^T V||^2 ([KUMAR], isotropic risk to the client's own target);
         ``feature_distortion_fro`` ||B - B_0||_F; ``feature_distortion_local``
         E_{D_i} ||(B - B_0) x||^2 = tr(D S_i D^T); ``delta_l2`` the exact unsquared
-        distortion E_{D_i} ||(B - B_0) x|| (:func:`synthetic.delta.delta_population`; the mean over the
-        client's samples when ``n`` is set), exactly 0 where B did not move;
+        distortion E_{D_i} ||(B - B_0) x|| (:func:`synthetic.delta.delta_population`; the
+        mean over the client's samples when ``n`` is set), exactly 0 where B did not move;
         ``delta_l2_mc`` and ``delta_l2_se`` its Monte-Carlo estimate with ``n_mc`` draws and
-        standard error (:func:`delta_monte_carlo`, a cross-check); ``head_change`` ||V - V_0||; ``feature_angle_max`` the
+        standard error (:func:`delta_monte_carlo`, a cross-check); ``head_change``
+        ||V - V_0||; ``feature_angle_max`` the
         largest principal angle between rowspace(B) and rowspace(B_0), radians.
     """
     unknown = sorted(set(metrics) - set(METRICS))
@@ -193,11 +194,9 @@ def run_metrics(
                 if unchanged:
                     out["delta_l2_mc"], out["delta_l2_se"] = zeros, zeros
                 else:
-                    x_own = None if problem.x is None else problem.x[..., clients, :, :]
+                    x_mc = None if problem.x is None else problem.x[..., clients, :, :]
                     mc = problem.mc[..., clients, :, :]
-                    out["delta_l2_mc"], out["delta_l2_se"] = delta_monte_carlo(
-                        D, inputs, mc, x_own
-                    )
+                    out["delta_l2_mc"], out["delta_l2_se"] = delta_monte_carlo(D, inputs, mc, x_mc)
         elif name == "head_change":
             out[name] = np.linalg.norm(V - V0[..., None, :], axis=-1)
         elif name == "feature_angle_max":
