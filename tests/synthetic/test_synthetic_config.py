@@ -9,6 +9,7 @@ import pytest
 
 from feddistort.cli import main
 from synthetic import ConfigError, SimConfig, config_from_mapping, parse_value
+from synthetic.metrics import DEFAULT_METRICS
 
 
 @pytest.mark.parametrize(
@@ -74,8 +75,8 @@ def test_cli_writes_tidy_csv_and_config(tmp_path, capsys):
     assert code == 0
     frame = pd.read_csv(out)
     assert {"method", "metric", "value", "client", "seed", "lam", "diverged"} <= set(frame.columns)
-    # 3 lam x 2 seeds x 3 clients x 2 methods x 9 default metrics
-    assert len(frame) == 3 * 2 * 3 * 2 * 9
+    # 3 lam x 2 seeds x 3 clients x 2 methods x the default metrics
+    assert len(frame) == 3 * 2 * 3 * 2 * len(DEFAULT_METRICS)
     assert sorted(frame["lam"].unique()) == [0.0, 0.5, 1.0]
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["grid"] == {"lam": [0.0, 0.5, 1.0]}
