@@ -11,10 +11,11 @@ the umask (which is process-wide and not thread-safe to touch).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
+    "lazy_exports",
 ]
 
 # The one source of the version (pyproject.toml reads it from here).
@@ -122,3 +124,37 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], name: str) -> list[
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
+
+
+def lazy_exports(
+    package: str, namespace: dict[str, Any], exports: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Module-level ``__getattr__`` and ``__dir__`` that load public names on first use (PEP 562).
+
+    Parameters
+    ----------
+    package : str
+        The package's ``__name__`` (for the error message).
+    namespace : dict
+        The package's ``globals()``; a loaded name is cached there.
+    exports : mapping of str to str
+        Public name to the module that defines it.
+
+    Returns
+    -------
+    (callable, callable)
+        ``__getattr__(name)`` (AttributeError for any other name) and ``__dir__()``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *exports})
+
+    return __getattr__, __dir__
