@@ -37,7 +37,8 @@ def test_notebook_executes_with_inline_figures(path, tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # Jupyter's own inline backend
     nb = jupytext.read(path)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(params) == 1 and "QUICK = True" in params[0].source
+    assert len(params) == 1
+    assert "QUICK = True" in params[0].source
     client = nbclient.NotebookClient(
         nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
