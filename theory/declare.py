@@ -20,6 +20,7 @@ import importlib
 import math
 import os
 import sys
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -71,6 +72,12 @@ DEFAULT_SPACE: dict[str, Any] = {
 }
 
 
+#: Fields drawn only when the geometry uses them (eps: not isotropic; mix; rho: overlap).
+GEOMETRY_FIELDS: tuple[str, ...] = ("covariate", "eps", "mix", "rho")
+#: Extra input dimensions above k = m + C when ``d`` is not in the space.
+D_EXTRA: tuple[int, int] = (0, 4)
+
+
 def is_range(spec: Any) -> bool:
     """Whether a space entry is a ``(lo, hi)`` range of two numbers (not a choice)."""
     return (
@@ -78,6 +85,17 @@ def is_range(spec: Any) -> bool:
         and len(spec) == 2
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)
     )
+
+
+def round4(x: float, lo: float, hi: float) -> float:
+    """``x`` to 4 significant digits, kept inside [lo, hi] (short ``--set`` values)."""
+    return min(max(float(f"{x:.4g}"), lo), hi)
+
+
+def is_int_field(name: str) -> bool:
+    """Whether SimConfig field ``name`` holds integers."""
+    hint = typing.get_type_hints(SimConfig)[name]
+    return hint is int or int in typing.get_args(hint)
 
 
 def check_space(space: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -162,8 +180,13 @@ class Claim:
             return dict(out)
         return {f"{metric}_{method}": np.asarray(v, float) for (method, metric), v in out.items()}
 
-    def check(self, config: SimConfig, rng: np.random.Generator) -> CheckRecord:
+    def check(
+        self, config: SimConfig, rng: np.random.Generator | None, convention: str = "global"
+    ) -> CheckRecord:
         """Check the claim (and its closed form, if any) on one configuration.
+
+        ``convention="others"`` evaluates a user's claim with ``global_loss`` read over the
+        other clients only (``global_loss_others``; the paper's empirical "Global").
 
         The caller verifies the hypotheses first (:func:`theory.claims.require_hypotheses`).
         A user's claim reports its verdict as ``conclusions["user's claim"]``, the failing
@@ -174,7 +197,7 @@ class Claim:
             return self.function(config, rng)
         from theory.results import evaluate
 
-        r = evaluate(self, config)
+        r = evaluate(self, config, convention)
         if r.diverged:
             return diverged_record(self.id, config, "the simulation diverged (parameters "
                                    "beyond 1e100): nothing was checked")  # fmt: skip
@@ -200,7 +223,7 @@ class Claim:
         except Exception as err:  # a user's function: report it in one line (exit 2)
             raise ClaimError(
                 f"claim {self.id!r} raised {type(err).__name__}: {err} "
-                f"(at {describe(r.config, self.default)})"
+                f"(at {describe(r.config, self.default) or 'the default configuration'})"
             ) from err
         arr = np.asarray(out)
         if arr.dtype != np.bool_:
@@ -287,7 +310,7 @@ def describe(config: SimConfig, default: SimConfig | None = None) -> str:
     """``--set k=v --set k=v ...`` for the fields where ``config`` differs from ``default``."""
     base = (default or SimConfig()).to_dict()
     items = [f"--set {k}={_text(v)}" for k, v in config.to_dict().items() if base[k] != v]
-    return " ".join(items) or "(the default configuration)"
+    return " ".join(items)
 
 
 def _text(value: Any) -> str:
@@ -338,7 +361,9 @@ def resolve_claim(text: str) -> Claim:
 
 
 __all__ = [
+    "D_EXTRA",
     "DEFAULT_METHODS",
+    "GEOMETRY_FIELDS",
     "DEFAULT_SPACE",
     "USER_CLAIM",
     "Claim",
@@ -347,7 +372,9 @@ __all__ = [
     "check_space",
     "claim",
     "describe",
+    "is_int_field",
     "is_range",
     "log",
     "resolve_claim",
+    "round4",
 ]

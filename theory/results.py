@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 Array = NDArray[np.float64]
 KNOBS: tuple[str, ...] = ("eta", "steps")
+#: ``global``: ``global_loss`` over D_G (all clients); ``others``: ``r[m, "global_loss"]``
+#: reads the loss over the other clients only (the paper's empirical "Global").
+CONVENTIONS: tuple[str, ...] = ("global", "others")
 #: Knob values of a default frontier: multiples of the configuration's own value.
 FRONTIER_FACTORS: Array = np.linspace(0.0, 2.0, 41)
 
@@ -94,10 +97,21 @@ class Results:
         Some method's parameters exceeded the simulator's bound (metrics are NaN there).
     """
 
-    def __init__(self, config: SimConfig, methods: Sequence[str], metrics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        methods: Sequence[str],
+        metrics: Sequence[str],
+        convention: str = "global",
+    ) -> None:
+        if convention not in CONVENTIONS:
+            raise ConfigError(f"convention={convention!r} is invalid: expected one of "
+                              f"{', '.join(CONVENTIONS)}")  # fmt: skip
         self.config = config
         self.methods = tuple(methods)
-        self.metrics = tuple(dict.fromkeys(["local_loss", *metrics]))
+        self.convention = convention
+        extra = ["global_loss_others"] if convention == "others" else []
+        self.metrics = tuple(dict.fromkeys(["local_loss", *metrics, *extra]))
         batch = simulate_batch([config], self.methods, metrics=self.metrics)
         self.clients = np.asarray(batch.clients)
         self._values = {m: {k: v[0] for k, v in batch.values[m].items()} for m in self.methods}
@@ -107,6 +121,8 @@ class Results:
         if not (isinstance(key, tuple) and len(key) == 2):
             raise KeyError(f"r[{key!r}] is invalid: expected r[method, metric]")
         method, metric = key
+        if self.convention == "others" and metric == "global_loss":
+            metric = "global_loss_others"
         if method not in self._values:
             raise KeyError(f"method {method!r} is not among the claim's methods "
                            f"({', '.join(self.methods)}): add it to methods=")  # fmt: skip
@@ -148,12 +164,14 @@ class Results:
             rows = [simulate_batch([self.config.replace(steps=int(v))], [method],
                                    metrics=self.metrics).values[method] for v in grid]  # fmt: skip
             metrics = {k: np.concatenate([row[k] for row in rows]) for k in self.metrics}
+        if self.convention == "others":
+            metrics["global_loss"] = metrics["global_loss_others"]
         return Frontier(method, knob, grid.astype(float), metrics)
 
 
-def evaluate(claim: Claim, config: SimConfig) -> Results:
-    """Simulate ``config`` with the claim's methods and metrics."""
-    return Results(config, claim.methods, claim.metrics)
+def evaluate(claim: Claim, config: SimConfig, convention: str = "global") -> Results:
+    """Simulate ``config`` with the claim's methods and metrics (see :data:`CONVENTIONS`)."""
+    return Results(config, claim.methods, claim.metrics, convention)
 
 
-__all__ = ["FRONTIER_FACTORS", "KNOBS", "Frontier", "Results", "evaluate"]
+__all__ = ["CONVENTIONS", "FRONTIER_FACTORS", "KNOBS", "Frontier", "Results", "evaluate"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.config import SimConfig, config_from_mapping, field_names
+from synthetic.config import SimConfig, field_names, parse_value
 from theory.declare import Claim, ClaimError, describe
 from theory.records import CheckRecord, jsonable
 
@@ -85,16 +85,27 @@ class _Fails(Exception):
 
 
 def fixed_values(claim: Claim, fixed: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Typed fixed values (``--set`` strings parsed by field type), validated on the default."""
+    """Typed fixed values (``--set`` strings parsed by field type), each checked alone.
+
+    Relations between fields (``d >= m + C``) are left to the search: a space where no
+    draw satisfies them is reported as empty.
+    """
     if not fixed:
         return {}
-    unknown = sorted(set(fixed) - set(field_names()))
-    if unknown:
-        raise ClaimError(
-            f"--set key {unknown[0]!r} is invalid: expected one of {', '.join(field_names())}"
-        )
-    config = config_from_mapping(fixed, base=claim.default)
-    return {key: getattr(config, key) for key in fixed}
+    typed: dict[str, Any] = {}
+    for key, value in fixed.items():
+        if key not in field_names():
+            raise ClaimError(
+                f"--set key {key!r} is invalid: expected one of {', '.join(field_names())}"
+            )
+        typed[key] = parse_value(key, value) if isinstance(value, str) else value
+        probe: dict[str, Any] = {"d": 10**6, key: typed[key]}
+        if key == "client" and isinstance(typed[key], int):
+            probe["C"] = typed[key] + 1
+        if key == "d":
+            probe.update(m=1, C=1)
+        SimConfig(**probe)  # raises a ConfigError naming the field when the value is invalid
+    return typed
 
 
 def property_search(
@@ -128,36 +139,22 @@ def property_search(
         The claim raises or returns a non-boolean (with the shrunk configuration), or the
         space holds no configuration meeting the claim's hypotheses (empty search space).
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-    from hypothesis import seed as hyp_seed
-    from hypothesis.errors import Unsatisfiable
-
-    from theory.strategies import configs
+    from theory.strategies import Reject, configs, run_search
 
     if max_examples < 1:
         raise ClaimError(f"--max-examples={max_examples} is invalid: expected at least 1")
     if seed < 0:
         raise ClaimError(f"--seed={seed} is invalid: expected a seed >= 0")
     fixed_typed = fixed_values(claim, fixed)
-    base = claim.default.replace(**fixed_typed) if fixed_typed else claim.default
-    strategy = configs(claim=claim, base=base, **fixed_typed)
+    strategy = configs(claim=claim, **fixed_typed)
     state: dict[str, Any] = {"tried": 0, "shrink": 0, "diverged": 0, "failing": None}
     bar = _bar(max_examples, progress, claim.id)
 
-    @hyp_seed(seed)
-    @settings(
-        max_examples=max_examples, database=None, deadline=None, derandomize=False,
-        verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
-        phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck),
-    )  # fmt: skip
-    @given(strategy)
-    def search(config: SimConfig) -> None:
-        from hypothesis import assume
-
+    def body(config: SimConfig) -> None:
         record = claim.check(config, np.random.default_rng(0))
         if record.diverged:
             state["diverged"] += 1
-            assume(False)
+            raise Reject
         if state["failing"] is None:
             state["tried"] += 1
             bar.update(1)
@@ -170,15 +167,14 @@ def property_search(
             state["failing"] = record
             raise _Fails
 
+    empty = (
+        f"claim {claim.id!r}: the search space is empty: no configuration of its space with "
+        "these --set values passes validation and the claim's hypotheses"
+    )
     try:
-        search()
+        run_search(strategy, body, max_examples, seed, empty)
     except _Fails:
         pass
-    except Unsatisfiable:
-        raise ClaimError(
-            f"claim {claim.id!r}: the search space is empty: no configuration of its space "
-            "with these --set values passes validation and the claim's hypotheses"
-        ) from None
     finally:
         bar.close()
     record = state["failing"]

@@ -23,42 +23,37 @@ reads as a short ``--set`` line. The building blocks :func:`dims`, :func:`step_s
 from __future__ import annotations
 
 import math
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hypothesis import assume
 from hypothesis import strategies as st
 
 from synthetic.config import ConfigError, SimConfig
-from theory.declare import DEFAULT_SPACE, Claim, LogRange, check_space, is_range
-
-#: Fields drawn only when the geometry uses them.
-GEOMETRY_FIELDS: tuple[str, ...] = ("covariate", "eps", "mix", "rho")
-#: Extra input dimensions above k = m + C when ``d`` is not in the space.
-D_EXTRA: tuple[int, int] = (0, 4)
-
-
-def _round(x: float, lo: float, hi: float) -> float:
-    """``x`` to 4 significant digits, kept inside [lo, hi]."""
-    return min(max(float(f"{x:.4g}"), lo), hi)
-
-
-def _is_int_field(name: str) -> bool:
-    hint = typing.get_type_hints(SimConfig)[name]
-    return hint is int or int in typing.get_args(hint)
+from theory.declare import (
+    D_EXTRA,
+    DEFAULT_SPACE,
+    GEOMETRY_FIELDS,
+    Claim,
+    ClaimError,
+    LogRange,
+    check_space,
+    is_int_field,
+    is_range,
+    round4,
+)
 
 
 def entry(name: str, spec: Any) -> st.SearchStrategy[Any]:
     """The strategy of one space entry of field ``name`` (see the module docstring)."""
     if isinstance(spec, LogRange):
         lo, hi = math.log(spec.lo), math.log(spec.hi)
-        return st.floats(lo, hi).map(lambda u: _round(math.exp(u), spec.lo, spec.hi))
+        return st.floats(lo, hi).map(lambda u: round4(math.exp(u), spec.lo, spec.hi))
     if is_range(spec):
         lo, hi = spec
-        if _is_int_field(name):
+        if is_int_field(name):
             return st.integers(int(math.ceil(lo)), int(math.floor(hi)))
-        return st.floats(float(lo), float(hi)).map(lambda x: _round(x, float(lo), float(hi)))
+        return st.floats(float(lo), float(hi)).map(lambda x: round4(x, float(lo), float(hi)))
     if isinstance(spec, tuple):
         return st.sampled_from(spec)
     return st.just(spec)
@@ -170,9 +165,49 @@ def configs(
     return draw_config()
 
 
+class Reject(Exception):
+    """Raised by a search body to skip a draw (e.g. a diverged simulation)."""
+
+
+def run_search(
+    strategy: st.SearchStrategy[Any],
+    body: Callable[[Any], None],
+    max_examples: int,
+    seed: int,
+    empty_message: str,
+) -> None:
+    """Run ``body`` on draws of ``strategy`` with hypothesis: no database, fixed ``seed``.
+
+    ``body`` raises to report a failure (hypothesis shrinks the draw and the exception of
+    the minimal draw propagates) or :class:`Reject` to skip a draw. Raises
+    :class:`theory.declare.ClaimError` with ``empty_message`` when no draw is valid.
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hyp_seed
+    from hypothesis.errors import Unsatisfiable
+
+    @hyp_seed(seed)
+    @settings(
+        max_examples=max_examples, database=None, deadline=None, derandomize=False,
+        verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
+        phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck),
+    )  # fmt: skip
+    @given(strategy)
+    def search(value: Any) -> None:
+        try:
+            body(value)
+        except Reject:
+            assume(False)
+
+    try:
+        search()
+    except Unsatisfiable:
+        raise ClaimError(empty_message) from None
+
+
 __all__ = [
-    "D_EXTRA",
-    "GEOMETRY_FIELDS",
+    "Reject",
+    "run_search",
     "configs",
     "dims",
     "entry",
