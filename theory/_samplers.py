@@ -155,8 +155,8 @@ def sample_space(claim: Any, rng: np.random.Generator, prior: str) -> SimConfig:
         if not claim.hypotheses(config):
             return config
     raise ClaimError(
-        f"claim {claim.id!r}: the search space is empty: 1000 draws gave no valid configuration "
-        "meeting its hypotheses"
+        f"claim {claim.id!r}: the search space is empty: 1000 draws (with these --set values) "
+        "gave no valid configuration meeting its hypotheses"
     )
 
 

@@ -16,6 +16,7 @@ found by ``MODULE:NAME`` (:func:`resolve_claim`).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import os
@@ -92,6 +93,7 @@ def round4(x: float, lo: float, hi: float) -> float:
     return min(max(float(f"{x:.4g}"), lo), hi)
 
 
+@functools.cache
 def is_int_field(name: str) -> bool:
     """Whether SimConfig field ``name`` holds integers."""
     hint = typing.get_type_hints(SimConfig)[name]

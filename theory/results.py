@@ -66,7 +66,8 @@ class Frontier:
         Returns
         -------
         ndarray, shape (P,)
-            NaN for a client whose frontier never reaches ``local`` (unmatched).
+            NaN for a client whose frontier never comes down to ``local`` (unmatched),
+            including one whose frontier starts below it (at the global model).
         """
         loc, val = self.metrics["local_loss"], self[metric]
         target = np.broadcast_to(np.asarray(local, float), loc.shape[1:])
@@ -77,7 +78,8 @@ class Frontier:
                 continue
             j = int(below[0])
             if j == 0:
-                out[p] = val[0, p]
+                if loc[0, p] >= target[p] * (1 - 1e-9) - 1e-15:  # starts at the target
+                    out[p] = val[0, p]
                 continue
             l0, l1 = loc[j - 1, p], loc[j, p]
             w = 1.0 if l0 == l1 else (l0 - target[p]) / (l0 - l1)

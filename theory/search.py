@@ -10,7 +10,7 @@ for a given ``seed``. Configurations on which the simulation diverges are skippe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -146,6 +146,12 @@ def property_search(
     if seed < 0:
         raise ClaimError(f"--seed={seed} is invalid: expected a seed >= 0")
     fixed_typed = fixed_values(claim, fixed)
+    from theory._samplers import sample_space
+
+    # A quick numpy pre-check: an empty space fails in milliseconds, not after hypothesis
+    # has rejected thousands of draws.
+    sample_space(replace(claim, space={**claim.space, **fixed_typed}),
+                 np.random.default_rng(seed), "eta-log-uniform")  # fmt: skip
     strategy = configs(claim=claim, **fixed_typed)
     state: dict[str, Any] = {"tried": 0, "shrink": 0, "diverged": 0, "failing": None}
     bar = _bar(max_examples, progress, claim.id)
