@@ -134,7 +134,7 @@ class Results:
         return self._values[method][metric].copy()
 
     def frontier(
-        self, method: str, knob: str = "eta", values: Sequence[float] | None = None
+        self, method: str, knob: str = "eta", values: Sequence[float] | Array | None = None
     ) -> Frontier:
         """Trace ``method`` over ``knob`` from 0 (the global model) to twice its value.
 
