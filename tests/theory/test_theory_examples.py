@@ -63,3 +63,30 @@ def test_lpft_at_matched_local_loss_fails_with_ridge_probing():
     f = r.frontier("ft", "eta", np.linspace(0.0, 4.0 * ce.eta, 201))
     matched = f.at_local(r["lpft", "local_loss"])
     assert np.any(r["lpft", "global_loss"] > matched * (1 + 1e-4))
+
+
+def test_lpft_at_matched_local_loss_is_vacuous_with_exact_probing():
+    # docs/claims.md: with ridge = 0 the search "holds" only because no client is matched.
+    import dataclasses
+
+    from theory._samplers import sample_space
+
+    claim = lpft_no_worse_at_matched_local
+    exact = dataclasses.replace(claim, space={**claim.space, "ridge": 0.0})
+    rng = np.random.default_rng(0)
+    matched = 0
+    for _ in range(30):
+        config = sample_space(exact, rng, "eta-log-uniform")
+        r = evaluate(exact, config)
+        f = r.frontier("ft", "eta", np.linspace(0.0, 4.0 * config.eta, 201))
+        matched += int(np.isfinite(f.at_local(r["lpft", "local_loss"])).sum())
+    assert matched == 0
+    # With ridge probing some clients are matched, so the failures above are not vacuous.
+    rng = np.random.default_rng(0)
+    matched = 0
+    for _ in range(30):
+        config = sample_space(claim, rng, "eta-log-uniform")
+        r = evaluate(claim, config)
+        f = r.frontier("ft", "eta", np.linspace(0.0, 4.0 * config.eta, 201))
+        matched += int(np.isfinite(f.at_local(r["lpft", "local_loss"])).sum())
+    assert matched > 0
