@@ -234,10 +234,11 @@ def _audit_user(
         if record.diverged:
             diverged += 1
             continue
-        outcomes = {"closed-form": record.holds, "user-claim": record.conclusions[USER_CLAIM]}
+        verdicts = record.verdicts()
+        outcomes = {"closed-form": verdicts.get("closed form"), "user-claim": verdicts[USER_CLAIM]}
         if "user-claim-others" in kinds:
             other = claim.check(config, rng, convention="others")
-            outcomes["user-claim-others"] = other.conclusions[USER_CLAIM]
+            outcomes["user-claim-others"] = other.verdicts()[USER_CLAIM]
         for kind in kinds:
             tried[kind] += 1
             if not outcomes[kind]:

@@ -191,8 +191,10 @@ class Claim:
         other clients only (``global_loss_others``; the paper's empirical "Global").
 
         The caller verifies the hypotheses first (:func:`theory.claims.require_hypotheses`).
-        A user's claim reports its verdict as ``conclusions["user's claim"]``, the failing
-        clients and values in ``extra``. Raises :class:`ClaimError` when the function raises
+        A user's claim reports its verdict under the name ``user's claim``
+        (:meth:`CheckRecord.verdicts`): as ``holds`` (``kind="user's claim"``) when the claim
+        has no closed form, else in ``conclusions`` beside the closed form; the failing
+        clients and values are in ``extra``. Raises :class:`ClaimError` when the function raises
         or returns anything but a bool or a bool array of one entry per client.
         """
         if self.full_check:
@@ -205,15 +207,22 @@ class Claim:
                                    "beyond 1e100): nothing was checked")  # fmt: skip
         ok = self.verdict(r)
         predicted = self.predict(config)
-        if predicted:
-            measured = {f"{me}_{mt}": r[mt, me] for (mt, me) in _pairs(predicted)}
-            record = compare(self.id, config, predicted, measured, rtol=self.rtol,
-                             atol=self.atol)  # fmt: skip
-        else:
-            record = CheckRecord(self.id, True, {}, {}, 0.0, 0.0, config, kind="")
         bad = ~ok
         failing = {f"{mt}.{me}": r[mt, me][bad] for mt in self.methods for me in self.metrics}
         extra = {"failing_clients": r.clients[bad], "failing_values": failing}
+        if not predicted:
+            return CheckRecord(self.id, bool(ok.all()), {}, {}, 0.0, 0.0, config, extra=extra,
+                               kind=self.name)  # fmt: skip
+        measured = {f"{me}_{mt}": r[mt, me] for (mt, me) in _pairs(predicted)}
+        try:  # a scalar prediction applies to every fine-tuning client
+            predicted = {k: np.broadcast_to(v, measured[k].shape) for k, v in predicted.items()}
+        except ValueError:
+            shapes = {k: np.shape(v) for k, v in predicted.items()}
+            raise ClaimError(
+                f"claim {self.id!r}: closed_form returned shapes {shapes}: expected "
+                f"a scalar or one value per client, ({len(r.clients)},)"
+            ) from None
+        record = compare(self.id, config, predicted, measured, rtol=self.rtol, atol=self.atol)
         return replace(record, conclusions={self.name: bool(ok.all())}, extra=extra)
 
     def verdict(self, r: Any) -> np.ndarray:

@@ -82,7 +82,9 @@ def test_false_claim_is_found_and_shrunk():
     assert (config.m, config.C, config.d) == (1, 2, 3)
     # It fails exactly where the closed form says: tau = 2 c_L eta s > 2 / C.
     assert thm44_losses(config)["tau"] > 2 / config.C
-    assert not ft_never_raises_global.check(config, None).conclusions["user's claim"]
+    record = ft_never_raises_global.check(config, None)
+    assert record.verdicts() == {"user's claim": False}
+    assert record.kind == "user's claim"
     # The shrunk step size is needed: at the default step size the claim holds there.
     assert ft_never_raises_global.check(config.replace(eta=0.2), None).failed() == []
     assert set(result.failing_values) == {"global.global_loss", "ft.global_loss"}
@@ -156,3 +158,25 @@ def test_bad_declarations_and_empty_space():
         property_search(ft_never_raises_global, {"d": 2}, max_examples=5)
     with pytest.raises(ClaimError, match="max-examples"):
         property_search(ft_never_raises_global, max_examples=0)
+
+
+def _thm44_ft_global(scale):
+    def closed_form(config):
+        return {("ft", "global_loss"): scale * thm44_losses(config)["global_loss_ft"]}
+
+    return closed_form
+
+
+@pytest.mark.parametrize(("scale", "failed"), [(1.0, []), (1.01, ["closed form"])])
+def test_user_closed_form_is_compared_with_the_simulator(scale, failed):
+    declare = claim("ft-global-closed-form", statement="FT's global loss is Thm 4.4's",
+                    methods=("global", "ft"), metrics=("global_loss",),
+                    closed_form=_thm44_ft_global(scale))  # fmt: skip
+    c = declare(lambda r: r["ft", "global_loss"] >= 0)
+    record = c.check(SimConfig(eta=0.3), None)
+    assert record.failed() == failed
+    assert record.verdicts()["user's claim"] is True
+    assert set(c.predict(SimConfig())) == {"global_loss_ft"}
+    if failed:
+        result = property_search(c, {"covariate": "isotropic"}, max_examples=20, seed=0)
+        assert result.failed == ["closed form"]
