@@ -9,6 +9,7 @@ for a given ``seed``. Configurations on which the simulation diverges are skippe
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -108,6 +109,20 @@ def fixed_values(claim: Claim, fixed: Mapping[str, Any] | None) -> dict[str, Any
     return typed
 
 
+#: What to install when hypothesis is missing (it ships with the ``dev`` extra).
+INSTALL_HINT = "pip install hypothesis (or the dev extra: pip install 'feddistort[dev]')"
+
+
+def require_hypothesis() -> None:
+    """Raise a ClaimError (exit 2) naming what to install when hypothesis is missing."""
+    try:
+        importlib.import_module("hypothesis")
+    except ImportError:
+        raise ClaimError(
+            f"theory property needs the hypothesis package, which is not installed: {INSTALL_HINT}"
+        ) from None
+
+
 def property_search(
     claim: Claim,
     fixed: Mapping[str, Any] | None = None,
@@ -139,6 +154,7 @@ def property_search(
         The claim raises or returns a non-boolean (with the shrunk configuration), or the
         space holds no configuration meeting the claim's hypotheses (empty search space).
     """
+    require_hypothesis()
     from theory.strategies import Reject, configs, run_search
 
     if max_examples < 1:
@@ -205,4 +221,4 @@ def _bar(total: int, enabled: bool, name: str) -> Any:
                 leave=False)  # fmt: skip
 
 
-__all__ = ["SearchResult", "fixed_values", "property_search"]
+__all__ = ["INSTALL_HINT", "SearchResult", "fixed_values", "property_search", "require_hypothesis"]

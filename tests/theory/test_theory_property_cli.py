@@ -173,3 +173,11 @@ def test_building_the_parser_imports_no_heavy_module():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)  # fmt: skip
     assert result.stdout.strip() == "[]"
+
+
+def test_property_without_hypothesis_names_what_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hypothesis", None)  # makes `import hypothesis` fail
+    code, out, err = _run(capsys, "theory", "property", "theory.examples:lp_never_raises_local")
+    assert code == 2
+    assert "needs the hypothesis package" in err
+    assert "pip install hypothesis" in err
