@@ -181,3 +181,14 @@ def test_property_without_hypothesis_names_what_to_install(capsys, monkeypatch):
     assert code == 2
     assert "needs the hypothesis package" in err
     assert "pip install hypothesis" in err
+
+
+def test_closed_form_holding_with_a_failing_conclusion_exits_1(capsys):
+    # Defaults: tau = 0.8 < 1, so Thm 4.4's closed form holds and the paper's conclusion fails.
+    code, out, _ = _run(capsys, "theory", "check", "thm-4.4")
+    assert code == 1
+    assert "closed form: holds" in out
+    assert "FAILS: paper's conclusion" in out
+    with pytest.raises(SystemExit):
+        main(["theory", "check", "--help"])
+    assert "conclusion that fails exits 1" in " ".join(capsys.readouterr().out.split())
