@@ -322,7 +322,7 @@ def _verdict(claim_id: str, rows: Sequence[AuditRow]) -> str:
         found = by_kind.get(kind)
         if found and any(r.violations for r in found):
             parts.append(f"{text} on {_per_prior(found)} configurations (fractions of the "
-                         "prior; the exact region above says where).")  # fmt: skip
+                         "prior, not properties of the claim).")  # fmt: skip
         elif found:
             counts = " and ".join(f"{r.tried} ({r.prior})" for r in found)
             parts.append(f"{text.replace(' fails', ' holds')} on all {counts} checked.")

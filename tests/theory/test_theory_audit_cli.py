@@ -191,3 +191,23 @@ def test_report_verdict_counts_every_prior():
     assert "Bound holds on every configuration (13 under 2 priors)" in _verdict(
         "kumar-thm-3.1", rows
     )
+
+
+@pytest.mark.slow
+def test_committed_audit_report_is_generated_from_its_json():
+    # docs/theory-audit.md says only what docs/theory-audit.json's rows show.
+    from pathlib import Path
+
+    from theory.audit import AuditRow
+    from theory.report import audit_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    data = json.loads((docs / "theory-audit.json").read_text())
+    rows = [AuditRow(**{k: v for k, v in r.items() if k != "fraction"}) for r in data["rows"]]
+    assert (
+        report_json(rows, data["budget"], data["seed"]) == (docs / "theory-audit.json").read_text()
+    )
+    expected = audit_markdown(rows, data["budget"], data["seed"])
+    assert (docs / "theory-audit.md").read_text() == expected
+    assert len(data["priors"]) >= 2
+    assert "2 c_L eta s >= 1" in data["exact_conditions"]["thm-4.4"]
