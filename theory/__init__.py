@@ -5,6 +5,9 @@
 - :mod:`theory.claims`: the registry of executable claims (``lemma-4.3``, ``thm-4.4``,
   ``thm-4.5``, ``kumar-span``, ``kumar-balance``, ``kumar-prop-3.2``, ``kumar-thm-3.1``).
 - :mod:`theory.audit`: the search for configurations where a claim's conclusion fails.
+- :func:`claim` (:mod:`theory.declare`): declare your own claim; :func:`property_search`
+  (:mod:`theory.search`) searches it for a shrunk counterexample with hypothesis;
+  :mod:`theory.strategies` (the only module importing hypothesis) draws valid configurations.
 
 Names load lazily (PEP 562): importing :mod:`theory` imports neither sympy nor the simulator.
 """
@@ -18,8 +21,8 @@ from feddistort_io import lazy_exports
 if TYPE_CHECKING:
     from theory.audit import AuditRow, audit_claim, format_table  # noqa: F401
     from theory.claims import (  # noqa: F401
+        BUILTIN,
         CLAIMS,
-        Claim,
         check_claim,
         claim_ids,
         get_claim,
@@ -37,15 +40,27 @@ if TYPE_CHECKING:
         thm44_losses_from,
         thm45_coefficients,
     )
+    from theory.declare import Claim, ClaimError, claim, log, resolve_claim  # noqa: F401
     from theory.records import CheckRecord  # noqa: F401
+    from theory.results import Frontier, Results  # noqa: F401
+    from theory.search import SearchResult, property_search  # noqa: F401
 
 # Public name -> the module that defines it (loaded on first use, PEP 562).
 _EXPORTS: dict[str, str] = {
     "AuditRow": "theory.audit",
     "audit_claim": "theory.audit",
     "format_table": "theory.audit",
+    "BUILTIN": "theory.claims",
     "CLAIMS": "theory.claims",
-    "Claim": "theory.claims",
+    "Claim": "theory.declare",
+    "ClaimError": "theory.declare",
+    "claim": "theory.declare",
+    "log": "theory.declare",
+    "resolve_claim": "theory.declare",
+    "Frontier": "theory.results",
+    "Results": "theory.results",
+    "SearchResult": "theory.search",
+    "property_search": "theory.search",
     "check_claim": "theory.claims",
     "claim_ids": "theory.claims",
     "get_claim": "theory.claims",

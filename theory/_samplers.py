@@ -101,6 +101,65 @@ def sample_prop32(rng: np.random.Generator, prior: str) -> SimConfig:
     return config.replace(n=int(rng.integers(config.k, config.d)))  # k <= n < d
 
 
+def _entry(rng: np.random.Generator, name: str, spec: Any, prior: str) -> Any:
+    from theory.declare import LogRange, is_int_field, is_range
+    from theory.declare import round4 as _round
+
+    if isinstance(spec, LogRange):
+        if name == "eta":
+            return _round(_draw(rng, spec.lo, spec.hi, prior), spec.lo, spec.hi)
+        return _round(float(np.exp(rng.uniform(np.log(spec.lo), np.log(spec.hi)))), spec.lo,
+                      spec.hi)  # fmt: skip
+    if is_range(spec):
+        lo, hi = spec
+        if is_int_field(name):
+            return int(rng.integers(int(np.ceil(lo)), int(np.floor(hi)) + 1))
+        if name == "eta":
+            return _round(_draw(rng, lo, hi, prior), lo, hi)
+        return _round(float(rng.uniform(lo, hi)), lo, hi)
+    if isinstance(spec, tuple):
+        return spec[int(rng.integers(len(spec)))]
+    return spec
+
+
+def sample_space(claim: Any, rng: np.random.Generator, prior: str) -> SimConfig:
+    """A configuration drawn from a claim's space (as :func:`theory.strategies.configs` does).
+
+    ``d`` is m + C + 0..4 unless the space gives it; ``eps``, ``mix`` and ``rho`` are drawn
+    only for the geometries that use them. Redraws until the configuration is valid and
+    meets the claim's hypotheses (at most 1000 draws; then the space counts as empty).
+    """
+    from synthetic.config import ConfigError
+    from theory.declare import D_EXTRA, GEOMETRY_FIELDS, ClaimError
+
+    space, base = claim.space, claim.default
+    for _ in range(1000):
+        values = {k: _entry(rng, k, space[k], prior) for k in ("m", "C", "d") if k in space}
+        if "d" not in space:
+            k = values.get("m", base.m) + values.get("C", base.C)
+            values["d"] = k + _entry(rng, "d", D_EXTRA, prior)
+        cov = _entry(rng, "covariate", space["covariate"], prior) if "covariate" in space else None
+        if cov is not None:
+            values["covariate"] = cov
+            for name, used in (("eps", cov != "isotropic"), ("mix", cov == "mix"),
+                               ("rho", cov == "overlap")):  # fmt: skip
+                if used and name in space:
+                    values[name] = _entry(rng, name, space[name], prior)
+        for name, spec in space.items():
+            if name not in values and name not in GEOMETRY_FIELDS:
+                values[name] = _entry(rng, name, spec, prior)
+        try:
+            config = base.replace(**values)
+        except ConfigError:
+            continue
+        if not claim.hypotheses(config):
+            return config
+    raise ClaimError(
+        f"claim {claim.id!r}: the search space is empty: 1000 draws (with these --set values) "
+        "gave no valid configuration meeting its hypotheses"
+    )
+
+
 SAMPLERS: dict[str, Sampler] = {
     "lemma-4.3": sample_iso,
     "thm-4.4": sample_iso,

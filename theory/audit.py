@@ -9,7 +9,11 @@ For every claim and every prior of :data:`theory._samplers.PRIORS` the audit dra
 - ``conclusion``: the paper's conclusion, as the paper states it, fails on the simulation
   (global loss over D_G); ``conclusion-others``: the same over the other clients only;
 - ``federated-reading`` (``kumar-prop-3.2`` only): LP-FT's global loss over D_G exceeds FT's
-  when both start from the idealized global model, with many small steps or n < d samples.
+  when both start from the idealized global model, with many small steps or n < d samples;
+- ``user-claim`` (a user's :func:`theory.claim`): the claim's function fails;
+  ``user-claim-others``: the same with ``global_loss`` over the other clients only (when the
+  claim reads ``global_loss``). A user's claim is drawn from its own space
+  (:func:`theory._samplers.sample_space`).
 
 A fraction of failures is a property of the prior, not of the claim, so each row carries its
 prior, and each claim its exact condition where one is known (:data:`EXACT_CONDITIONS`).
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +34,10 @@ import numpy as np
 from feddistort_io import atomic_write_text
 from synthetic.config import SimConfig
 from theory._audit_details import characterize, federated_reading
-from theory._samplers import PRIORS, SAMPLERS
+from theory._samplers import PRIORS, SAMPLERS, sample_space
 from theory.claims import CLAIMS, claim_ids, get_claim
 from theory.closed_forms import thm44_losses
+from theory.declare import USER_CLAIM, Claim
 from theory.records import CheckRecord, jsonable
 
 SCHEMA_VERSION = 2
@@ -51,6 +56,7 @@ EXACT_CONDITIONS: dict[str, str] = {
     "kumar-thm-3.1-tight": "no proof: an empirical observation of this toolkit",
 }
 BOUNDS = ("kumar-thm-3.1", "kumar-thm-3.1-tight")
+USER_EXACT = "a user's claim: no exact condition known to the toolkit"
 
 
 def simplicity(config: SimConfig) -> tuple[float, ...]:
@@ -96,9 +102,9 @@ class AuditRow:
         return jsonable({**self.__dict__, "fraction": self.fraction})
 
 
-def changed_fields(config: SimConfig) -> dict[str, Any]:
-    """The fields of ``config`` that differ from the SimConfig defaults."""
-    base = SimConfig().to_dict()
+def changed_fields(config: SimConfig, default: SimConfig | None = None) -> dict[str, Any]:
+    """The fields of ``config`` that differ from ``default`` (the SimConfig defaults)."""
+    base = (default or SimConfig()).to_dict()
     return {k: v for k, v in config.to_dict().items() if base[k] != v}
 
 
@@ -123,28 +129,38 @@ def _kinds(claim_id: str) -> list[str]:
 
 
 def audit_claim(
-    claim_id: str, budget: int, rng: np.random.Generator, prior: str = "eta-log-uniform"
+    claim_id: str | Claim,
+    budget: int,
+    rng: np.random.Generator,
+    prior: str = "eta-log-uniform",
+    tick: Callable[[], object] | None = None,
 ) -> list[AuditRow]:
     """Audit one claim with ``budget`` configurations drawn inside its hypotheses.
 
     Parameters
     ----------
-    claim_id : str
+    claim_id : str or Claim
+        A built-in id, or a user's claim (drawn from its own space).
     budget : int
         Number of configurations (>= 1).
     rng : numpy.random.Generator
     prior : str
         A key of :data:`PRIORS`.
+    tick : callable, optional
+        Called once per configuration (progress).
 
     Returns
     -------
     list of AuditRow
     """
-    claim = get_claim(claim_id)
+    claim = claim_id if isinstance(claim_id, Claim) else get_claim(claim_id)
     if budget < 1:
         raise ValueError(f"budget={budget!r} is invalid: expected at least 1 configuration")
     if prior not in PRIORS:
         raise ValueError(f"prior={prior!r} is invalid: expected one of {', '.join(PRIORS)}")
+    if not claim.full_check:
+        return _audit_user(claim, budget, rng, prior, tick)
+    claim_id = claim.id
     sampler = SAMPLERS[claim_id]
     kinds = _kinds(claim_id)
     found: dict[str, list[tuple[SimConfig, CheckRecord]]] = {kind: [] for kind in kinds}
@@ -152,6 +168,8 @@ def audit_claim(
     seen: list[tuple[SimConfig, CheckRecord]] = []
     diverged = 0
     for _ in range(budget):
+        if tick is not None:
+            tick()
         config = sampler(rng, prior)
         while claim.hypotheses(config):  # samplers stay inside; redraw the rare edge case
             config = sampler(rng, prior)
@@ -194,17 +212,76 @@ def audit_claim(
     return rows
 
 
+def _audit_user(
+    claim: Claim,
+    budget: int,
+    rng: np.random.Generator,
+    prior: str,
+    tick: Callable[[], object] | None,
+) -> list[AuditRow]:
+    """Audit a user's claim: its closed form (if any) and its function, both conventions."""
+    kinds = (["closed-form"] if claim.closed_form is not None else []) + ["user-claim"]
+    if "global_loss" in claim.metrics:
+        kinds.append("user-claim-others")
+    found: dict[str, list[tuple[SimConfig, CheckRecord]]] = {kind: [] for kind in kinds}
+    tried = dict.fromkeys(kinds, 0)
+    diverged = 0
+    for _ in range(budget):
+        if tick is not None:
+            tick()
+        config = sample_space(claim, rng, prior)
+        record = claim.check(config, rng)
+        if record.diverged:
+            diverged += 1
+            continue
+        verdicts = record.verdicts()
+        outcomes = {"closed-form": verdicts.get("closed form"), "user-claim": verdicts[USER_CLAIM]}
+        if "user-claim-others" in kinds:
+            other = claim.check(config, rng, convention="others")
+            outcomes["user-claim-others"] = other.verdicts()[USER_CLAIM]
+        for kind in kinds:
+            tried[kind] += 1
+            if not outcomes[kind]:
+                found[kind].append((config, record))
+    rows = []
+    for kind in kinds:
+        hits = found[kind]
+        simplest = min(hits, key=lambda h: simplicity(h[0])) if hits else None
+        summary = None
+        if simplest is not None:
+            summary = {"set": changed_fields(simplest[0], claim.default),
+                       "failing_values": simplest[1].extra.get("failing_values", {})}  # fmt: skip
+        rows.append(AuditRow(claim.id, kind, tried[kind], len(hits), summary, diverged, {},
+                             prior))  # fmt: skip
+    return rows
+
+
 def audit(
-    claims: Sequence[str] | None,
+    claims: Sequence[str | Claim] | None,
     budget: int,
     rng: np.random.Generator,
     priors: Sequence[str] = tuple(PRIORS),
+    progress: bool = False,
 ) -> list[AuditRow]:
-    """Audit several claims (all registered claims when ``claims`` is None) under each prior."""
-    ids = list(claims) if claims else list(claim_ids())
-    for cid in ids:
-        get_claim(cid)
-    return [row for cid in ids for p in priors for row in audit_claim(cid, budget, rng, p)]
+    """Audit several claims (all built-in claims when ``claims`` is None) under each prior.
+
+    ``progress`` shows a bar on stderr over every (claim, prior, configuration).
+    """
+    from tqdm.auto import tqdm
+
+    items = list(claims) if claims else list(claim_ids())
+    resolved = [c if isinstance(c, Claim) else get_claim(c) for c in items]
+    bar = tqdm(total=len(resolved) * len(priors) * budget, desc="audit", unit="config",
+               disable=not progress, leave=False)  # fmt: skip
+    rows = []
+    try:
+        for claim in resolved:
+            for p in priors:
+                bar.set_postfix_str(f"{claim.id}, {p}")
+                rows.extend(audit_claim(claim, budget, rng, p, tick=lambda: bar.update(1)))
+    finally:
+        bar.close()
+    return rows
 
 
 def audit_failures(rows: Sequence[AuditRow]) -> list[str]:
@@ -258,7 +335,7 @@ def report_json(rows: Sequence[AuditRow], budget: int, seed: int) -> str:
     return json.dumps(
         {"schema_version": SCHEMA_VERSION, "schema": SCHEMA, "budget": budget, "seed": seed,
          "claims": claims, "priors": {p: PRIORS[p] for p in dict.fromkeys(r.prior for r in rows)},
-         "exact_conditions": {c: EXACT_CONDITIONS[c] for c in claims},
+         "exact_conditions": {c: EXACT_CONDITIONS.get(c, USER_EXACT) for c in claims},
          "rows": [r.to_dict() for r in rows]},
         indent=2,
     )  # fmt: skip

@@ -1,8 +1,10 @@
-"""The registry of executable claims ([CLOSER] Lemma 4.3, Thms 4.4-4.5; [KUMAR] Sec. 3).
+"""The built-in claims ([CLOSER] Lemma 4.3, Thms 4.4-4.5; [KUMAR] Sec. 3), one explicit tuple.
 
-A claim bundles its source, a one-line statement, the paper's conclusion as the paper states
-it, a hypotheses check on a :class:`synthetic.SimConfig`, a closed-form ``predict`` and a
-``check`` that runs the simulator and compares. ``check`` never silently accepts a
+Each is declared with the public :func:`theory.claim` decorator, as a user's claim is: its
+source, a one-line statement, the paper's conclusion as the paper states it, a hypotheses
+check on a :class:`synthetic.SimConfig`, a closed form and, since these closed forms concern
+parameters and trajectories rather than per-client metrics, a full ``check`` that runs the
+simulator and compares (``full_check=True``). ``check`` never silently accepts a
 configuration outside the hypotheses: :func:`require_hypotheses` raises a
 :class:`synthetic.ConfigError` naming the failing hypothesis.
 """
@@ -10,48 +12,14 @@ configuration outside the hypotheses: :func:`require_hypotheses` raises a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from synthetic.config import ConfigError, SimConfig
 from theory import _closer, _kumar, _kumar_flow
+from theory.declare import Claim, claim, log
 from theory.records import CheckRecord
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One executable statement.
-
-    Parameters
-    ----------
-    id : str
-        Registry id, e.g. ``thm-4.4``.
-    source : str
-        Citation, e.g. ``[CLOSER] Theorem 4.4``.
-    statement : str
-        One line: what is checked against the simulator.
-    paper_conclusion : str
-        The conclusion as the paper states it (what the audit tries to violate).
-    hypotheses : callable
-        ``config -> list of failure messages`` (empty when the claim applies).
-    predict : callable
-        ``config -> dict`` of closed-form quantities.
-    check : callable
-        ``(config, rng) -> CheckRecord``.
-    default : SimConfig
-        A configuration within the hypotheses (the CLI's base configuration).
-    """
-
-    id: str
-    source: str
-    statement: str
-    paper_conclusion: str
-    hypotheses: Callable[[SimConfig], list[str]]
-    predict: Callable[[SimConfig], dict[str, Any]]
-    check: Callable[[SimConfig, np.random.Generator], CheckRecord]
-    default: SimConfig
 
 
 def _no_prediction(claim: str) -> Callable[[SimConfig], dict[str, Any]]:
@@ -84,102 +52,162 @@ _ISO = SimConfig(covariate="isotropic", d=12, m=3, C=4, lam=1.0, eta=0.2, vcom_n
 _COV = SimConfig(covariate="own", d=12, m=3, C=4, lam=1.0, eta=0.2, eps=0.3, client=0)
 _SAMPLES = SimConfig(covariate="isotropic", d=20, m=2, C=3, n=8, eta=0.05, steps=50)
 
-CLAIMS: dict[str, Claim] = {
-    c.id: c
-    for c in (
-        Claim(
-            "lemma-4.3",
-            "[CLOSER] Lemma 4.3",
-            "one FT step from ([V*_com; 0], B*) on isotropic inputs gives row j of B: "
-            "b*_j + 2 c_L eta lambda (V_0)_j u_i, and V_0 + 2 c_L eta lambda e_{m+i}",
-            "shared feature rows absorb the client's own direction u_i in proportion to the "
-            "shared head weight (federated feature distortion)",
-            _closer.lemma43_hypotheses,
-            _closer.lemma43_predict,
-            _closer.lemma43_check,
-            _ISO,
-        ),
-        Claim(
-            "thm-4.4",
-            "[CLOSER] Theorem 4.4",
-            "isotropic concept shift, one step: FT's global loss (D_G) is "
-            "c_L lam^2 (1 - 2 tau/C + tau^2), LP-FT's 2 c_L lam^2 (C-1)/C, tau = 2 c_L eta s",
-            "LP-FT (no feature distortion) has a lower global loss than FT",
-            _closer.thm44_hypotheses,
-            _closer.thm44_predict,
-            _closer.thm44_check,
-            _ISO,
-        ),
-        Claim(
-            "thm-4.5",
-            "[CLOSER] Theorem 4.5",
-            "x_i = e_i + eps z, one step: FT's global loss is a2 lam^2 + a3 lam^3 + a4 lam^4, "
-            "LP-FT's b2 lam^2",
-            "there is lambda* > 0 such that LP-FT has the lower global loss for all "
-            "lambda <= lambda*",
-            _closer.thm45_hypotheses,
-            _closer.thm45_predict,
-            _closer.thm45_check,
-            _COV,
-        ),
-        Claim(
-            "kumar-span",
-            "[KUMAR] Sec. 3 (span lemma)",
-            "every GD step on B adds rows in rowspace(X): B_t u = B_0 u for u orthogonal to "
-            "rowspace(X), all t (FT and LP-FT)",
-            "features outside the span of the training inputs never change",
-            _kumar.span_hypotheses,
-            _no_prediction("kumar-span"),
-            _kumar.span_check,
-            _SAMPLES,
-        ),
-        Claim(
-            "kumar-balance",
-            "[KUMAR] Sec. 3 (balancedness)",
-            "one GD step changes V V^T - B B^T by exactly eta^2 (g_V g_V^T - g_B g_B^T)",
-            "V V^T - B B^T is invariant under gradient flow (checked on the flow: over a fixed "
-            "time the drift halves when the step halves)",
-            _kumar.balance_hypotheses,
-            _no_prediction("kumar-balance"),
-            _kumar.balance_check,
-            _SAMPLES,
-        ),
-        Claim(
-            "kumar-prop-3.2",
-            "[KUMAR] Proposition 3.2",
-            "with perfect features (B_0 = B*) LP-FT has zero OOD error at every step; FT from "
-            "a random head has positive OOD error",
-            "LP-FT preserves the pretrained features and beats FT out of distribution",
-            _kumar.prop32_hypotheses,
-            _no_prediction("kumar-prop-3.2"),
-            _kumar.prop32_check,
-            _SAMPLES,
-        ),
-        Claim(
-            "kumar-thm-3.1",
-            "[KUMAR] Theorem 3.1",
-            "[KUMAR] eq. 3.7: sqrt(L_ood(FT_t)) >= cos theta_k(R, S^perp) / sqrt(k) * "
-            "min(phi, phi^2/||w*||) / (1 + ||w*||)^2 along gradient flow (many small steps; "
-            "B_0 = B*, Sigma_ood = I)",
-            "FT's OOD error stays bounded below when the head starts misaligned",
-            _kumar.thm31_hypotheses,
-            _thm31_predict(_kumar_flow.PAPER_POWER),
-            _kumar.thm31_check,
-            _SAMPLES,
-        ),
-        Claim(
-            "kumar-thm-3.1-tight",
-            "feddistort, empirical (tighter than [KUMAR] Theorem 3.1; not proved)",
-            "EMPIRICAL: the eq. 3.7 bound with (1 + ||w*||) in place of (1 + ||w*||)^2 also "
-            "holds along gradient flow (B_0 = B*, Sigma_ood = I)",
-            "an observation of this toolkit, stronger than the theorem: not the paper's claim",
-            _tight_hypotheses,
-            _thm31_predict(_kumar_flow.TIGHT_POWER),
-            _kumar.thm31_tight_check,
-            _SAMPLES,
-        ),
-    )
+# Where `feddistort theory property` searches each claim (inside its hypotheses, mostly).
+_ONE_STEP = {"steps": 1, "n": None, "eta": log(0.01, 1.5)}
+_MANY_STEPS = {"d": (6, 16), "m": (1, 2), "C": (2, 3), "n": (1, 10), "steps": (1, 30),
+               "eta": log(0.002, 0.05), "lam": (0.0, 2.0), "vcom_norm": (0.0, 1.5),
+               "covariate": ("isotropic", "own", "mix", "random")}  # fmt: skip
+_SPACES: dict[str, dict[str, Any]] = {
+    "lemma-4.3": {**_ONE_STEP, "covariate": "isotropic"},
+    "thm-4.4": {**_ONE_STEP, "covariate": "isotropic"},
+    "thm-4.5": {**_ONE_STEP, "covariate": ("own", "shared", "random", "basis", "mix")},
+    "kumar-span": _MANY_STEPS,
+    "kumar-balance": _MANY_STEPS,
+    "kumar-prop-3.2": _MANY_STEPS,
+    "kumar-thm-3.1": _MANY_STEPS,
+    "kumar-thm-3.1-tight": _MANY_STEPS,
 }
+
+LEMMA_43 = claim(
+    "lemma-4.3",
+    source="[CLOSER] Lemma 4.3",
+    statement=(
+        "one FT step from ([V*_com; 0], B*) on isotropic inputs gives row j of B: b*_j + "
+        "2 c_L eta lambda (V_0)_j u_i, and V_0 + 2 c_L eta lambda e_{m+i}"
+    ),
+    paper_conclusion=(
+        "shared feature rows absorb the client's own direction u_i in proportion to the "
+        "shared head weight (federated feature distortion)"
+    ),
+    hypotheses=_closer.lemma43_hypotheses,
+    closed_form=_closer.lemma43_predict,
+    default=_ISO,
+    space=_SPACES["lemma-4.3"],
+    full_check=True,
+)(_closer.lemma43_check)
+
+THM_44 = claim(
+    "thm-4.4",
+    source="[CLOSER] Theorem 4.4",
+    statement=(
+        "isotropic concept shift, one step: FT's global loss (D_G) is c_L lam^2 (1 - 2 "
+        "tau/C + tau^2), LP-FT's 2 c_L lam^2 (C-1)/C, tau = 2 c_L eta s"
+    ),
+    paper_conclusion="LP-FT (no feature distortion) has a lower global loss than FT",
+    hypotheses=_closer.thm44_hypotheses,
+    closed_form=_closer.thm44_predict,
+    default=_ISO,
+    space=_SPACES["thm-4.4"],
+    full_check=True,
+)(_closer.thm44_check)
+
+THM_45 = claim(
+    "thm-4.5",
+    source="[CLOSER] Theorem 4.5",
+    statement=(
+        "x_i = e_i + eps z, one step: FT's global loss is a2 lam^2 + a3 lam^3 + a4 lam^4,"
+        " LP-FT's b2 lam^2"
+    ),
+    paper_conclusion=(
+        "there is lambda* > 0 such that LP-FT has the lower global loss for all lambda <= lambda*"
+    ),
+    hypotheses=_closer.thm45_hypotheses,
+    closed_form=_closer.thm45_predict,
+    default=_COV,
+    space=_SPACES["thm-4.5"],
+    full_check=True,
+)(_closer.thm45_check)
+
+KUMAR_SPAN = claim(
+    "kumar-span",
+    source="[KUMAR] Sec. 3 (span lemma)",
+    statement=(
+        "every GD step on B adds rows in rowspace(X): B_t u = B_0 u for u orthogonal to "
+        "rowspace(X), all t (FT and LP-FT)"
+    ),
+    paper_conclusion="features outside the span of the training inputs never change",
+    hypotheses=_kumar.span_hypotheses,
+    closed_form=_no_prediction("kumar-span"),
+    default=_SAMPLES,
+    space=_SPACES["kumar-span"],
+    full_check=True,
+)(_kumar.span_check)
+
+KUMAR_BALANCE = claim(
+    "kumar-balance",
+    source="[KUMAR] Sec. 3 (balancedness)",
+    statement="one GD step changes V V^T - B B^T by exactly eta^2 (g_V g_V^T - g_B g_B^T)",
+    paper_conclusion=(
+        "V V^T - B B^T is invariant under gradient flow (checked on the flow: over a "
+        "fixed time the drift halves when the step halves)"
+    ),
+    hypotheses=_kumar.balance_hypotheses,
+    closed_form=_no_prediction("kumar-balance"),
+    default=_SAMPLES,
+    space=_SPACES["kumar-balance"],
+    full_check=True,
+)(_kumar.balance_check)
+
+KUMAR_PROP_32 = claim(
+    "kumar-prop-3.2",
+    source="[KUMAR] Proposition 3.2",
+    statement=(
+        "with perfect features (B_0 = B*) LP-FT has zero OOD error at every step; FT from"
+        " a random head has positive OOD error"
+    ),
+    paper_conclusion="LP-FT preserves the pretrained features and beats FT out of distribution",
+    hypotheses=_kumar.prop32_hypotheses,
+    closed_form=_no_prediction("kumar-prop-3.2"),
+    default=_SAMPLES,
+    space=_SPACES["kumar-prop-3.2"],
+    full_check=True,
+)(_kumar.prop32_check)
+
+KUMAR_THM_31 = claim(
+    "kumar-thm-3.1",
+    source="[KUMAR] Theorem 3.1",
+    statement=(
+        "[KUMAR] eq. 3.7: sqrt(L_ood(FT_t)) >= cos theta_k(R, S^perp) / sqrt(k) * "
+        "min(phi, phi^2/||w*||) / (1 + ||w*||)^2 along gradient flow (many small steps; "
+        "B_0 = B*, Sigma_ood = I)"
+    ),
+    paper_conclusion="FT's OOD error stays bounded below when the head starts misaligned",
+    hypotheses=_kumar.thm31_hypotheses,
+    closed_form=_thm31_predict(_kumar_flow.PAPER_POWER),
+    default=_SAMPLES,
+    space=_SPACES["kumar-thm-3.1"],
+    full_check=True,
+)(_kumar.thm31_check)
+
+KUMAR_THM_31_TIGHT = claim(
+    "kumar-thm-3.1-tight",
+    source="feddistort, empirical (tighter than [KUMAR] Theorem 3.1; not proved)",
+    statement=(
+        "EMPIRICAL: the eq. 3.7 bound with (1 + ||w*||) in place of (1 + ||w*||)^2 also "
+        "holds along gradient flow (B_0 = B*, Sigma_ood = I)"
+    ),
+    paper_conclusion=(
+        "an observation of this toolkit, stronger than the theorem: not the paper's claim"
+    ),
+    hypotheses=_tight_hypotheses,
+    closed_form=_thm31_predict(_kumar_flow.TIGHT_POWER),
+    default=_SAMPLES,
+    space=_SPACES["kumar-thm-3.1-tight"],
+    full_check=True,
+)(_kumar.thm31_tight_check)
+
+#: The built-in claims, in the order `feddistort theory list` shows them.
+BUILTIN: tuple[Claim, ...] = (
+    LEMMA_43,
+    THM_44,
+    THM_45,
+    KUMAR_SPAN,
+    KUMAR_BALANCE,
+    KUMAR_PROP_32,
+    KUMAR_THM_31,
+    KUMAR_THM_31_TIGHT,
+)
+CLAIMS: dict[str, Claim] = {c.id: c for c in BUILTIN}
 
 
 def claim_ids() -> tuple[str, ...]:

@@ -1,4 +1,7 @@
-"""``feddistort theory``: list, explain, check and audit the executable claims.
+"""``feddistort theory``: list, explain, check, audit and property-test the executable claims.
+
+A claim is a built-in id (``thm-4.4``) or ``MODULE:NAME`` of a user's claim (declared with
+:func:`theory.claim`; the module is found in the working directory or on ``sys.path``).
 
 Light module: argparse only at import; the handlers import numpy, the simulator and the
 claims. Bad input raises ``ValueError`` (``synthetic.ConfigError``), which the dispatcher in
@@ -10,15 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 AUDIT_MARKDOWN = "docs/theory-audit.md"
 EXIT_CODES = (
     "exit codes: 0 when every checked statement holds; 1 when any fails (the output names "
     "which: the closed form or bound, the paper's conclusion, the paper's conclusion over the "
-    "other clients); 2 for bad input, including a configuration on which the simulation or "
-    "the closed form overflows (reported as 'diverged': nothing could be checked)"
+    "other clients, or the user's claim; so a closed form that holds with a paper's "
+    "conclusion that fails exits 1); 2 for bad input (unknown claim or module, a claim "
+    "that raises or returns a non-boolean, an empty search space), including a configuration "
+    "on which the simulation or the closed form overflows (reported as 'diverged': nothing "
+    "could be checked)"
 )
+CLAIM_HELP = "claim id (see `feddistort theory list`) or MODULE:NAME of your own @theory.claim"
 
 
 class Diverged(ValueError):
@@ -37,9 +45,10 @@ def _parse_sets(items: list[str] | None) -> dict[str, str]:
 
 def _config(claim_id: str, sets: list[str] | None) -> Any:
     from synthetic.config import config_from_mapping
-    from theory.claims import get_claim, require_hypotheses
+    from theory.claims import require_hypotheses
+    from theory.declare import resolve_claim
 
-    claim = get_claim(claim_id)
+    claim = resolve_claim(claim_id)
     config = config_from_mapping(_parse_sets(sets), base=claim.default)
     require_hypotheses(claim, config)
     return claim, config
@@ -122,16 +131,20 @@ def _check(args: argparse.Namespace) -> int:
     else:
         failed = record.failed()
         verdict = "holds" if not failed else "FAILS: " + ", ".join(failed)
-        print(f"{claim.id} ({claim.source}): {verdict}")
+        print(f"{claim.id} ({claim.source or claim.statement}): {verdict}")
         label = "largest violation of the bound" if record.kind == "bound" else (
             "max |closed form - simulation|")  # fmt: skip
-        print(f"  {record.kind}: {'holds' if record.holds else 'FAILS'}; {label} = "
-              f"{record.max_abs_error:.3e} (tolerance {record.tolerance:.3e})")  # fmt: skip
+        if record.kind in ("closed form", "bound"):
+            print(f"  {record.kind}: {'holds' if record.holds else 'FAILS'}; {label} = "
+                  f"{record.max_abs_error:.3e} (tolerance {record.tolerance:.3e})")  # fmt: skip
+        else:
+            print(f"  {record.kind}: {'holds' if record.holds else 'FAILS'} here")
         if record.conclusion_holds is not None:
             print(f"  paper's conclusion ({claim.paper_conclusion}): "
                   f"{'holds' if record.conclusion_holds else 'FAILS'} here")  # fmt: skip
         for name, ok in record.conclusions.items():
             print(f"  {name}: {'holds' if ok else 'FAILS'} here")
+        _print_failing(record.extra)
         if record.notes:
             print(f"  {record.notes}")
     if record.diverged:
@@ -139,29 +152,43 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if not record.failed() else 1
 
 
+def _print_failing(extra: dict[str, Any]) -> None:
+    """The values of a user's claim at the clients where it fails."""
+    import numpy as np
+
+    clients = extra.get("failing_clients")
+    if clients is None or len(clients) == 0:
+        return
+    print(f"  fails at client(s) {', '.join(str(int(c)) for c in clients)}:")
+    for key, values in extra.get("failing_values", {}).items():
+        print(f"    {key:28s} {np.array2string(np.asarray(values), precision=6)}")
+
+
 def _audit(args: argparse.Namespace) -> int:
     import numpy as np
 
     from theory.audit import audit, audit_failures, format_table, report_json, write_atomic
-    from theory.claims import get_claim
+    from theory.declare import resolve_claim
 
     if args.budget < 1:
         raise ValueError(f"--budget={args.budget} is invalid: expected at least 1")
-    for cid in args.claim or []:
-        get_claim(cid)
-    rows = audit(args.claim, args.budget, np.random.default_rng(args.seed))
+    claims = [resolve_claim(c) for c in args.claim or []]
+    progress = not args.no_progress and sys.stderr.isatty()
+    rows = audit(claims or None, args.budget, np.random.default_rng(args.seed),
+                 progress=progress)  # fmt: skip
     text = report_json(rows, args.budget, args.seed)
     written = []
-    if args.output:
-        write_atomic(args.output, text)
-        written.append(args.output)
+    json_file = args.json if args.json not in (None, "-") else None
+    for path in dict.fromkeys(p for p in (json_file, args.output) if p):
+        write_atomic(path, text)
+        written.append(path)
     if args.markdown:
         from theory.report import audit_markdown
 
         write_atomic(args.markdown, audit_markdown(rows, args.budget, args.seed))
         written.append(args.markdown)
     failures = audit_failures(rows)
-    if args.json:
+    if args.json == "-":
         print(text)
     else:
         print(format_table(rows))
@@ -172,8 +199,38 @@ def _audit(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _property(args: argparse.Namespace) -> int:
+    from theory.declare import resolve_claim
+    from theory.search import property_search
+
+    claim = resolve_claim(args.claim)
+    progress = not args.no_progress and sys.stderr.isatty()
+    result = property_search(claim, _parse_sets(args.set), args.max_examples, args.seed,
+                             progress=progress)  # fmt: skip
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0 if result.holds else 1
+    skipped = f", {result.diverged} diverged draws skipped" if result.diverged else ""
+    if result.holds:
+        print(f"{claim.id}: holds on {result.n_examples} examples (seed {result.seed}{skipped})")
+        return 0
+    print(f"counterexample: {result.set_line or '(the default configuration)'}")
+    print(
+        f"{claim.id}: FAILS: {', '.join(result.failed)} (found after {result.n_examples} "
+        f"examples, shrunk over {result.n_shrink} more; seed {result.seed}{skipped})"
+    )
+    if result.record is not None:
+        _print_failing(result.record.extra)
+        if result.record.kind == "closed form" and not result.record.holds:
+            print(f"  {result.record.kind}: max |closed form - simulation| = "
+                  f"{result.record.max_abs_error:.3e} (tolerance "
+                  f"{result.record.tolerance:.3e})")  # fmt: skip
+    print(f"reproduce: feddistort theory check {args.claim} {result.set_line}".rstrip())
+    return 1
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``theory`` subcommand and its sub-subcommands list / explain / check / audit."""
+    """Add ``theory`` and its actions list / explain / check / audit / property."""
     parser = subparsers.add_parser(
         "theory",
         help="executable claims of the two-layer linear theory ([CLOSER], [KUMAR])",
@@ -193,7 +250,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("check", _check, "closed form and the paper's conclusion versus simulation"),
     ):
         p = sub.add_parser(name, help=help_text, description=f"{help_text}. {EXIT_CODES}.")
-        p.add_argument("claim", help="claim id (see `feddistort theory list`)")
+        p.add_argument("claim", help=CLAIM_HELP)
         p.add_argument(
             "--set", action="append", metavar="KEY=VALUE", help="configuration field (repeatable)"
         )
@@ -210,14 +267,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Search for configurations that violate the claims (exit 1 when any "
         "checked statement fails on some configuration). " + EXIT_CODES + ".",
     )
-    p_audit.add_argument("--claim", action="append", help="claim id (repeatable; default all)")
+    p_audit.add_argument(
+        "--claim", action="append", help=CLAIM_HELP + " (repeatable; default all built-ins)"
+    )
     p_audit.add_argument("--budget", type=int, default=200, help="configurations per claim")
     p_audit.add_argument("--seed", type=int, default=0, help="seed of the search")
-    p_audit.add_argument("--json", action="store_true", help="print the JSON instead of a table")
     p_audit.add_argument(
-        "--output", default=None, help="also write the JSON to this file (atomically)"
-    )
+        "--json", nargs="?", const="-", default=None, metavar="FILE",
+        help="write the JSON to FILE (atomically; nothing else is written), or print it "
+        "instead of the table when FILE is omitted",
+    )  # fmt: skip
+    p_audit.add_argument("--output", default=None, help="same as --json FILE")
     p_audit.add_argument(
         "--markdown", default=None, help=f"also regenerate the report, e.g. {AUDIT_MARKDOWN}"
     )
+    p_audit.add_argument(
+        "--no-progress", action="store_true",
+        help="hide the progress bar (on stderr; hidden anyway when stderr is not a terminal)",
+    )  # fmt: skip
     p_audit.set_defaults(func=_audit)
+
+    p_prop = sub.add_parser(
+        "property",
+        help="search a claim for a shrunk counterexample (hypothesis)",
+        description="Draw configurations over the claim's search space (fixed keys with "
+        "--set), check each, and shrink the first failure to a minimal configuration, printed "
+        "as one line 'counterexample: --set k=v ...' (the keys that differ from the claim's "
+        "default) with the values that broke the claim. No example database; the same --seed "
+        "gives the same search. " + EXIT_CODES + ".",
+    )
+    p_prop.add_argument("claim", help=CLAIM_HELP)
+    p_prop.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="hold a field fixed (repeatable)"
+    )
+    p_prop.add_argument(
+        "--max-examples", type=int, default=100, help="configurations to try (default 100)"
+    )
+    p_prop.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
+    p_prop.add_argument("--json", action="store_true", help="print JSON")
+    p_prop.add_argument(
+        "--no-progress", action="store_true",
+        help="hide the progress bar (on stderr; hidden anyway when stderr is not a terminal)",
+    )  # fmt: skip
+    p_prop.set_defaults(func=_property)

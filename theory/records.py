@@ -65,8 +65,9 @@ class CheckRecord:
         Further named conclusions checked besides ``conclusion_holds`` (e.g. the paper's
         conclusion over the other clients only).
     kind : str
-        What ``holds`` checks: ``closed form`` (an identity against the simulator) or
-        ``bound`` (an inequality on the simulation).
+        What ``holds`` checks: ``closed form`` (an identity against the simulator),
+        ``bound`` (an inequality on the simulation), or ``user's claim`` (a user's claim
+        without a closed form: its own verdict).
     """
 
     claim: str

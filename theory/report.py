@@ -287,25 +287,45 @@ def audit_markdown(rows: Sequence[AuditRow], budget: int, seed: int) -> str:
     return "\n".join(lines)
 
 
+#: How the verdict names each finding kind.
+_KIND_TEXT: dict[str, str] = {
+    "conclusion": "The paper's conclusion (global = D_G) fails",
+    "conclusion-others": "Over the other clients only it fails",
+    "federated-reading": "The federated reading fails",
+}
+
+
+def _per_prior(rows: Sequence[AuditRow]) -> str:
+    return " and ".join(f"{r.violations}/{r.tried} ({r.prior})" for r in rows)
+
+
 def _verdict(claim_id: str, rows: Sequence[AuditRow]) -> str:
-    mine = {row.kind: row for row in rows if row.claim == claim_id}
-    closed = mine.get("closed-form")
+    """The claim's verdict from its rows, every prior counted (never only the last one)."""
+    by_kind: dict[str, list[AuditRow]] = {}
+    for row in rows:
+        if row.claim == claim_id:
+            by_kind.setdefault(row.kind, []).append(row)
     parts = []
-    if closed is not None:
+    for kind, noun in (("closed-form", "Closed form"), ("bound", "Bound")):
+        found = by_kind.get(kind)
+        if not found:
+            continue
+        bad = sum(r.violations for r in found)
+        tried = sum(r.tried for r in found)
+        verb = "confirmed by the simulator" if kind == "closed-form" else "holds"
         parts.append(
-            "Closed form confirmed by the simulator on every configuration."
-            if closed.violations == 0
-            else f"**Closed form disagrees with the simulator on {closed.violations} "
-            "configurations.**"
+            f"{noun} {verb} on every configuration ({tried} under {len(found)} priors)."
+            if bad == 0
+            else f"**{noun} fails on {_per_prior(found)} configurations.**"
         )
-    concl = mine.get("conclusion")
-    if concl is not None and concl.violations:
-        parts.append(
-            f"The paper's conclusion fails on {concl.violations}/{concl.tried} configurations."
-        )
-    fed = mine.get("federated-reading")
-    if fed is not None and fed.violations:
-        parts.append(f"The federated reading fails on {fed.violations}/{fed.tried} configurations.")
+    for kind, text in _KIND_TEXT.items():
+        found = by_kind.get(kind)
+        if found and any(r.violations for r in found):
+            parts.append(f"{text} on {_per_prior(found)} configurations (fractions of the "
+                         "prior, not properties of the claim).")  # fmt: skip
+        elif found:
+            counts = " and ".join(f"{r.tried} ({r.prior})" for r in found)
+            parts.append(f"{text.replace(' fails', ' holds')} on all {counts} checked.")
     return "**Verdict.** " + " ".join(parts) if parts else ""
 
 

@@ -170,3 +170,44 @@ def test_thm44_losses_mapping_input():
     assert out["global_loss_ft"] == pytest.approx(out["global_loss_lpft"])
     with pytest.raises(ValueError, match="expected lam, eta, C"):
         thm44_losses({"lam": 1.0})
+
+
+def test_report_verdict_counts_every_prior():
+    from theory.audit import AuditRow
+    from theory.report import _verdict
+
+    rows = [
+        AuditRow("thm-4.4", "closed-form", 10, 0, None, prior="eta-log-uniform"),
+        AuditRow("thm-4.4", "conclusion", 10, 5, None, prior="eta-log-uniform"),
+        AuditRow("thm-4.4", "closed-form", 10, 1, None, prior="eta-uniform"),
+        AuditRow("thm-4.4", "conclusion", 10, 3, None, prior="eta-uniform"),
+        AuditRow("kumar-thm-3.1", "bound", 7, 0, None, prior="eta-log-uniform"),
+        AuditRow("kumar-thm-3.1", "bound", 6, 0, None, prior="eta-uniform"),
+    ]
+    text = _verdict("thm-4.4", rows)
+    # A closed-form failure under the second prior is not hidden by the first.
+    assert "Closed form fails on 0/10 (eta-log-uniform) and 1/10 (eta-uniform)" in text
+    assert "fails on 5/10 (eta-log-uniform) and 3/10 (eta-uniform)" in text
+    assert "Bound holds on every configuration (13 under 2 priors)" in _verdict(
+        "kumar-thm-3.1", rows
+    )
+
+
+@pytest.mark.slow
+def test_committed_audit_report_is_generated_from_its_json():
+    # docs/theory-audit.md says only what docs/theory-audit.json's rows show.
+    from pathlib import Path
+
+    from theory.audit import AuditRow
+    from theory.report import audit_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    data = json.loads((docs / "theory-audit.json").read_text())
+    rows = [AuditRow(**{k: v for k, v in r.items() if k != "fraction"}) for r in data["rows"]]
+    assert (
+        report_json(rows, data["budget"], data["seed"]) == (docs / "theory-audit.json").read_text()
+    )
+    expected = audit_markdown(rows, data["budget"], data["seed"])
+    assert (docs / "theory-audit.md").read_text() == expected
+    assert len(data["priors"]) >= 2
+    assert "2 c_L eta s >= 1" in data["exact_conditions"]["thm-4.4"]
