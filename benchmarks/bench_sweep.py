@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from feddistort.sweep.engine import SweepSpec, run_sweep
+from feddistort.sweep.engine import run_sweep
+from feddistort.sweep.spec import SweepSpec
 from synthetic.config import SimConfig
 from synthetic.methods import METHODS
 

@@ -1,7 +1,7 @@
 """``feddistort sweep``: resumable sweeps on joblib, Dask or Ray (argparse only here).
 
-Kinds: ``simulate``, ``theory`` and ``experiment``, chosen from the explicit table of
-:mod:`feddistort.sweep.kinds`.
+Kinds: ``simulate``, ``theory`` and ``experiment``, chosen from the explicit table
+:data:`feddistort.sweep.registry.KINDS`.
 """
 
 from __future__ import annotations
@@ -131,15 +131,14 @@ def build_spec(args: argparse.Namespace) -> Any:
 
     Returns
     -------
-    feddistort.sweep.engine.SweepJob
-        A :class:`feddistort.sweep.engine.SweepSpec` for ``kind`` simulate, else the kind's sweep.
+    feddistort.sweep.tasks.SweepJob
+        A :class:`feddistort.sweep.spec.SweepSpec` for ``kind`` simulate, else the kind's sweep.
     """
     import json
     from pathlib import Path
 
-    from feddistort.sweep.engine import job_from_mapping
-    from synthetic.cli import parse_assignment, parse_grid
-    from synthetic.config import ConfigError
+    from feddistort.sweep.registry import job_from_mapping
+    from synthetic.config import ConfigError, parse_assignment, parse_grid
 
     values: dict[str, Any] = {}
     if args.spec is not None:

@@ -1,9 +1,9 @@
 """The ``theory`` and ``experiment`` kinds of ``feddistort sweep``.
 
-The engine (:mod:`feddistort.sweep.engine`) handles chunks, checksummed shards, backends and
+The driver (:mod:`feddistort.sweep.engine`) handles chunks, checksummed shards, backends and
 resume for any kind; this module defines the two kinds that need :mod:`theory` and
-:mod:`empirical`, and lists every non-simulate kind in the explicit table :data:`KIND_PARSERS`
-(nothing registers itself on import).
+:mod:`empirical` (imported inside the functions that use them). The explicit table of every
+kind is :data:`feddistort.sweep.registry.KINDS` (nothing registers itself on import).
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from feddistort.sweep.engine import (
-    ChunkTask,
-    SweepSpec,
-    chunk_key,
-    parse_names,
-    spec_from_mapping,
-)
+from feddistort.sweep.spec import SweepSpec, parse_names, spec_from_mapping
+from feddistort.sweep.tasks import ChunkTask, chunk_key
 from synthetic.config import ConfigError
 
 THEORY_KEYS: tuple[str, ...] = ("kind", "claims", "base", "grid", "seeds", "chunk")
@@ -291,15 +286,8 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
     return ExperimentSweep(presets, seeds, quick, variants)
 
 
-# The sweep kinds besides ``simulate`` (explicit; nothing registers itself on import).
-KIND_PARSERS: dict[str, Any] = {
-    "theory": theory_from_mapping,
-    "experiment": experiment_from_mapping,
-}
-
 __all__ = [
     "EXPERIMENT_KEYS",
-    "KIND_PARSERS",
     "THEORY_COLUMNS",
     "THEORY_KEYS",
     "ExperimentSweep",

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from feddistort.cli import main
-from feddistort.sweep.engine import SweepSpec, run_sweep
+from feddistort.sweep.engine import run_sweep
+from feddistort.sweep.spec import SweepSpec
 from synthetic.config import SimConfig
 from synthetic.simulation import simulate
 

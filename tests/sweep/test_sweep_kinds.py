@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import feddistort.sweep.kinds  # noqa: F401  (registers the kinds)
 from feddistort.cli import main
-from feddistort.sweep.engine import job_from_mapping, run_sweep
+from feddistort.sweep.engine import run_sweep
+from feddistort.sweep.registry import job_from_mapping
 from synthetic.config import ConfigError, SimConfig
 from theory.claims import get_claim
 from theory.closed_forms import tau

@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 
 from feddistort.cli import main
-from feddistort.sweep.engine import SweepSpec, compute_chunk, make_tasks, read_shard, run_sweep
+from feddistort.sweep.engine import run_sweep
+from feddistort.sweep.shards import read_shard
+from feddistort.sweep.spec import SweepSpec, make_tasks
+from feddistort.sweep.tasks import compute_chunk
 from synthetic.config import ConfigError, SimConfig
 
 SPEC = SweepSpec(
@@ -168,7 +171,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
 
 
 def _spec_of(out: Path) -> SweepSpec:
-    from feddistort.sweep.engine import spec_from_mapping
+    from feddistort.sweep.spec import spec_from_mapping
 
     return spec_from_mapping(json.loads((out / "spec.json").read_text()))
 
