@@ -8,6 +8,7 @@ number of workers.
 
 Layout of the output folder::
 
+    .sweep.lock     the running sweep's pid and host (a second sweep on the folder is refused)
     spec.json       the sweep specification (refused if a different one is already there)
     shards/         <key>.csv + <key>.json per finished chunk
     results.csv     every shard, in configuration order (written when no chunk failed)
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from feddistort.sweep.assembly import assemble
 from feddistort.sweep.backends import check_backend, run_tasks
+from feddistort.sweep.lock import sweep_lock
 from feddistort.sweep.shards import read_shard, write_shard
 from feddistort.sweep.spec import SweepSpec, make_tasks
 from feddistort.sweep.tasks import ChunkTask, Compute, SweepJob, attempt_chunk, compute_chunk
@@ -92,6 +96,7 @@ def run_sweep(
     retries: int = 2,
     progress: bool = False,
     compute: Compute = compute_chunk,
+    notify: Callable[[str], None] | None = None,
 ) -> SweepReport:
     """Run (or resume) a sweep into the folder ``out``.
 
@@ -112,21 +117,49 @@ def run_sweep(
         Chunk function (module-level, picklable) of a :class:`SweepSpec`;
         :func:`feddistort.sweep.tasks.compute_chunk` by default. Other kinds bring their own
         in their tasks.
+    notify : callable, optional
+        Receives notices (a stale lock taken over); default: printed on stderr.
 
     Returns
     -------
     SweepReport
-    """
-    from tqdm.auto import tqdm
 
+    Raises
+    ------
+    SweepLocked
+        Another running sweep holds ``out`` (:mod:`feddistort.sweep.lock`).
+    ConfigError
+        Bad options, or ``out`` holds a different sweep.
+    """
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"--retries {retries!r} is invalid: expected an integer >= 0")
     check_backend(backend, workers, scheduler)
     root = Path(out)
     tasks = make_tasks(spec, compute) if isinstance(spec, SweepSpec) else spec.tasks(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(root, notify or _print_notice):
+        _check_spec_file(root, spec)
+        return _run_locked(tasks, root, backend, workers, scheduler, retries, progress)
+
+
+def _print_notice(message: str) -> None:
+    print(f"feddistort sweep: {message}", file=sys.stderr)
+
+
+def _run_locked(
+    tasks: list[ChunkTask],
+    root: Path,
+    backend: str,
+    workers: int,
+    scheduler: str | None,
+    retries: int,
+    progress: bool,
+) -> SweepReport:
+    """The body of :func:`run_sweep`, run while this process holds the folder's lock."""
+    from tqdm.auto import tqdm
+
     shards = root / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    _check_spec_file(root, spec)
+    shards.mkdir(exist_ok=True)
     for stale in shards.glob(".*.tmp"):  # left by a killed run
         stale.unlink(missing_ok=True)
     texts: dict[int, str] = {}

@@ -160,6 +160,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     rerun = subprocess.run(_cmd(killed), env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(done_before)} reused, {60 - len(done_before)} computed" in rerun.stdout
+    assert f"took over the stale lock of {killed} (pid {proc.pid}" in rerun.stderr
     assert sorted(p.stem for p in shards.glob("*.json")) == sorted(
         t.key for t in make_tasks(_spec_of(full))
     )
