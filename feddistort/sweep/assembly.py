@@ -8,6 +8,9 @@ from pathlib import Path
 from feddistort_io import atomic_write_text
 from synthetic.config import ConfigError
 
+# The results files a sweep may write (their temporaries are removed by the next run).
+RESULT_NAMES: tuple[str, ...] = ("results.csv",)
+
 
 def assemble(out: Path, texts: Sequence[str]) -> Path:
     """Concatenate shard texts (one header) into ``out/results.csv``, atomically.
@@ -27,4 +30,4 @@ def assemble(out: Path, texts: Sequence[str]) -> Path:
     return atomic_write_text(out / "results.csv", "".join(body))
 
 
-__all__ = ["assemble"]
+__all__ = ["RESULT_NAMES", "assemble"]

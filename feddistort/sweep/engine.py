@@ -24,13 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feddistort.sweep.assembly import assemble
+from feddistort.sweep.assembly import RESULT_NAMES, assemble
 from feddistort.sweep.backends import check_backend, run_tasks
 from feddistort.sweep.lock import sweep_lock
 from feddistort.sweep.shards import read_shard, write_shard
 from feddistort.sweep.spec import SweepSpec, make_tasks
 from feddistort.sweep.tasks import ChunkTask, Compute, SweepJob, attempt_chunk, compute_chunk
-from feddistort_io import atomic_write_json
+from feddistort_io import atomic_write_json, remove_stale_temporaries
 from synthetic.config import ConfigError
 
 
@@ -160,8 +160,10 @@ def _run_locked(
 
     shards = root / "shards"
     shards.mkdir(exist_ok=True)
-    for stale in shards.glob(".*.tmp"):  # left by a killed run
+    for stale in shards.glob(".*.tmp"):  # left by a killed run (we hold the lock)
         stale.unlink(missing_ok=True)
+    for name in RESULT_NAMES:  # left by a killed results assembly
+        remove_stale_temporaries(root, name)
     texts: dict[int, str] = {}
     for task in tasks:
         text = read_shard(shards, task.key)

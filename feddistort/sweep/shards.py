@@ -1,7 +1,9 @@
 """Shards on disk: one finished chunk is ``shards/<key>.csv`` plus its sidecar ``<key>.json``.
 
 The sidecar holds the shard's key, row count and sha256 and is written last, so a shard without
-a valid sidecar is not finished. Both files are written atomically
+a valid sidecar is not finished. A shard is bound to its key: a shard and sidecar copied over
+another key's files (same checksum, another key) are refused like a corrupted shard, so that
+chunk is recomputed. Both files are written atomically
 (:func:`feddistort_io.atomic_write_text`).
 """
 
@@ -28,13 +30,13 @@ def write_shard(folder: Path, key: str, text: str) -> None:
 
 
 def read_shard(folder: Path, key: str) -> str | None:
-    """The text of a finished shard, or None when it is missing, incomplete or corrupted."""
+    """The finished shard of ``key``, or None: missing, incomplete, corrupted or another key's."""
     try:
         data = (folder / f"{key}.csv").read_bytes()
         meta = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("sha256") != _sha256(data):
+    if not isinstance(meta, dict) or meta.get("key") != key or meta.get("sha256") != _sha256(data):
         return None
     text = data.decode("utf-8")
     if meta.get("rows") != text.count("\n") - 1:

@@ -213,3 +213,59 @@ def test_cli_reports_failed_chunk_exit_1(
     assert "configurations: lam=0.5 seed=0" in err
     assert "1 of 3 chunk(s) failed" in err
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_shard_copied_over_another_is_recomputed(tmp_path: Path) -> None:
+    run_sweep(SPEC, tmp_path, backend="serial")
+    reference = (tmp_path / "results.csv").read_bytes()
+    source, victim = _shard(tmp_path, 0), _shard(tmp_path, 2)
+    original = victim.read_bytes()
+    # The whole shard of chunk 0 (data and sidecar, whose checksum matches its data) is copied
+    # over chunk 2's files: only the key in the sidecar can tell them apart.
+    victim.write_bytes(source.read_bytes())
+    victim.with_suffix(".json").write_bytes(source.with_suffix(".json").read_bytes())
+    assert read_shard(victim.parent, victim.stem) is None
+    assert read_shard(source.parent, source.stem) is not None
+    again = run_sweep(SPEC, tmp_path, backend="serial")
+    assert (again.reused, again.computed) == (3, 1)
+    assert victim.read_bytes() == original
+    assert (tmp_path / "results.csv").read_bytes() == reference
+
+
+_KILL_DURING_ASSEMBLY = """
+import os, signal, sys
+import feddistort_io
+from feddistort.sweep import assembly
+from feddistort.sweep.engine import run_sweep
+from feddistort.sweep.spec import spec_from_mapping
+import json
+
+def write_then_die(path, text):
+    def write(handle):
+        handle.write(text[: len(text) // 2])
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return feddistort_io.atomic_write(path, write, binary=False)
+
+assembly.atomic_write_text = write_then_die
+spec = spec_from_mapping(json.loads(sys.argv[2]))
+run_sweep(spec, sys.argv[1], backend="serial")
+"""
+
+
+def test_killed_assembly_leaves_no_orphan_after_the_next_run(tmp_path: Path) -> None:
+    spec = json.dumps({k: v for k, v in SPEC.to_dict().items() if k != "version"})
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DURING_ASSEMBLY, str(tmp_path), spec],
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    orphans = list(tmp_path.glob(".results.*.tmp"))
+    assert len(orphans) == 1  # what a kill -9 during the write leaves behind
+    assert not (tmp_path / "results.csv").exists()
+    again = run_sweep(SPEC, tmp_path, backend="serial", notify=lambda _: None)
+    assert (again.reused, again.computed) == (4, 0)
+    assert not list(tmp_path.glob(".results.*.tmp"))
+    assert again.results is not None
+    assert again.results.read_bytes().count(b"\n") == 1 + 10 * 3 * 2
