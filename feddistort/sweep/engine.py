@@ -4,14 +4,16 @@
 (:mod:`feddistort.sweep.backends`), writes each as it finishes (:mod:`feddistort.sweep.shards`),
 retries failing chunks and, when every chunk is done, gathers the shards in chunk order
 (:mod:`feddistort.sweep.assembly`), so the result does not depend on the backend or on the
-number of workers.
+number of workers. Shards stay on disk: the driver holds which chunks are done, never their
+rows, and the assembly streams them one at a time.
 
 Layout of the output folder::
 
     .sweep.lock     the running sweep's pid and host (a second sweep on the folder is refused)
     spec.json       the sweep specification (refused if a different one is already there)
-    shards/         <key>.csv + <key>.json per finished chunk
-    results.csv     every shard, in configuration order (written when no chunk failed)
+    shards/         <key>.parquet + <key>.json per finished chunk
+    results.parquet every shard, in configuration order (written when no chunk failed;
+                    results.csv with result_format="csv")
     failures.json   chunks that failed every attempt, with their configurations
 """
 
@@ -24,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feddistort.sweep.assembly import RESULT_NAMES, assemble
+from feddistort.sweep.assembly import RESULT_NAMES, assemble, check_format
 from feddistort.sweep.backends import check_backend, run_tasks
 from feddistort.sweep.lock import sweep_lock
-from feddistort.sweep.shards import read_shard, write_shard
+from feddistort.sweep.shards import read_shard, shard_path, write_shard
 from feddistort.sweep.spec import SweepSpec, make_tasks
 from feddistort.sweep.tasks import ChunkTask, Compute, SweepJob, attempt_chunk, compute_chunk
 from feddistort_io import atomic_write_json, remove_stale_temporaries
@@ -50,6 +52,8 @@ class SweepReport:
         Chunk index to the last error, for chunks that failed every attempt.
     results : Path or None
         The results file when every chunk is done.
+    rows : int
+        Rows of the results file (0 when it was not written).
     """
 
     chunks: int
@@ -57,6 +61,12 @@ class SweepReport:
     computed: int = 0
     failed: dict[int, str] = field(default_factory=dict)
     results: Path | None = None
+    rows: int = 0
+
+    @property
+    def size(self) -> int:
+        """Size of the results file in bytes (0 when it was not written)."""
+        return self.results.stat().st_size if self.results is not None else 0
 
 
 def _check_spec_file(out: Path, spec: SweepJob) -> None:
@@ -97,6 +107,7 @@ def run_sweep(
     progress: bool = False,
     compute: Compute = compute_chunk,
     notify: Callable[[str], None] | None = None,
+    result_format: str = "parquet",
 ) -> SweepReport:
     """Run (or resume) a sweep into the folder ``out``.
 
@@ -119,6 +130,9 @@ def run_sweep(
         in their tasks.
     notify : callable, optional
         Receives notices (a stale lock taken over); default: printed on stderr.
+    result_format : str
+        ``parquet`` (``results.parquet``, default) or ``csv`` (``results.csv``); the shards
+        are Parquet either way, so a finished sweep exports the other format in a rerun.
 
     Returns
     -------
@@ -134,12 +148,17 @@ def run_sweep(
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"--retries {retries!r} is invalid: expected an integer >= 0")
     check_backend(backend, workers, scheduler)
+    check_format(result_format)
     root = Path(out)
     tasks = make_tasks(spec, compute) if isinstance(spec, SweepSpec) else spec.tasks(root)
     root.mkdir(parents=True, exist_ok=True)
     with sweep_lock(root, notify or _print_notice):
         _check_spec_file(root, spec)
-        return _run_locked(tasks, root, backend, workers, scheduler, retries, progress)
+        report = _run_locked(tasks, root, backend, workers, scheduler, retries, progress)
+        if not report.failed:
+            paths = [shard_path(root / "shards", t.key) for t in tasks]
+            report.results, report.rows = assemble(root, paths, result_format)
+        return report
 
 
 def _print_notice(message: str) -> None:
@@ -164,16 +183,12 @@ def _run_locked(
         stale.unlink(missing_ok=True)
     for name in RESULT_NAMES:  # left by a killed results assembly
         remove_stale_temporaries(root, name)
-    texts: dict[int, str] = {}
-    for task in tasks:
-        text = read_shard(shards, task.key)
-        if text is not None:
-            texts[task.index] = text
-    report = SweepReport(chunks=len(tasks), reused=len(texts))
-    pending = [t for t in tasks if t.index not in texts]
+    done = {task.index for task in tasks if read_shard(shards, task.key) is not None}
+    report = SweepReport(chunks=len(tasks), reused=len(done))
+    pending = [t for t in tasks if t.index not in done]
     errors: dict[int, str] = {}
     bar = tqdm(
-        total=len(tasks), initial=len(texts), desc="sweep", unit="chunk", disable=not progress
+        total=len(tasks), initial=len(done), desc="sweep", unit="chunk", disable=not progress
     )
     try:
         for _ in range(retries + 1):
@@ -184,12 +199,11 @@ def _run_locked(
             for outcome in run_tasks(
                 attempt_chunk, pending, backend=backend, workers=workers, scheduler=scheduler
             ):
-                if outcome.text is None:
+                if outcome.data is None:
                     errors[outcome.index] = str(outcome.error)
                     failed.append(by_index[outcome.index])
                     continue
-                write_shard(shards, by_index[outcome.index].key, outcome.text)
-                texts[outcome.index] = outcome.text
+                write_shard(shards, by_index[outcome.index].key, outcome.data)
                 errors.pop(outcome.index, None)
                 report.computed += 1
                 bar.update(1)
@@ -202,7 +216,6 @@ def _run_locked(
         _write_failures(failures_path, pending, errors)
         return report
     failures_path.unlink(missing_ok=True)
-    report.results = assemble(root, [texts[t.index] for t in tasks])
     return report
 
 

@@ -46,8 +46,8 @@ def _theory_rng_seed(seed: int, claim: str) -> list[int]:
 
 def theory_chunk(
     configs: Sequence[Mapping[str, Any]], claims: Sequence[str], metrics: Sequence[str]
-) -> str:
-    """Check every claim on every configuration of a chunk; the shard's CSV text.
+) -> Any:
+    """Check every claim on every configuration of a chunk; the shard's table.
 
     Parameters
     ----------
@@ -60,7 +60,7 @@ def theory_chunk(
 
     Returns
     -------
-    str
+    pandas.DataFrame
         One row per (configuration, claim): the configuration's fields, then
         :data:`THEORY_COLUMNS`. The check's random draws use
         ``default_rng([config.seed, crc32(claim)])``, so a row depends on nothing else.
@@ -100,7 +100,7 @@ def theory_chunk(
                 )
             rows.append(row)
     columns = [*configs[0], *THEORY_COLUMNS] if configs else list(THEORY_COLUMNS)
-    return pd.DataFrame(rows, columns=columns).to_csv(index=False)
+    return pd.DataFrame(rows, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -163,8 +163,8 @@ def theory_from_mapping(values: Mapping[str, Any]) -> TheorySweep:
 
 def experiment_chunk(
     configs: Sequence[Mapping[str, Any]], methods: Sequence[str], metrics: Sequence[str]
-) -> str:
-    """Run one (preset, seed) unit of an experiment sweep; its metrics table as CSV text.
+) -> Any:
+    """Run one (preset, seed) unit of an experiment sweep; its metrics table.
 
     Parameters
     ----------
@@ -176,8 +176,8 @@ def experiment_chunk(
 
     Returns
     -------
-    str
-        :func:`empirical.experiment.results.load_metrics` of the unit, as CSV.
+    pandas.DataFrame
+        :func:`empirical.experiment.results.load_metrics` of the unit.
     """
     from empirical.experiment import make_preset, run_experiment
     from empirical.experiment.results import load_metrics
@@ -185,7 +185,7 @@ def experiment_chunk(
     (unit,) = configs
     config = make_preset(unit["preset"], quick=unit["quick"], variants=unit["variants"])
     run_experiment(config, unit["work"], [unit["seed"]], progress=False)
-    return load_metrics(unit["work"]).to_csv(index=False)
+    return load_metrics(unit["work"])
 
 
 @dataclass(frozen=True)

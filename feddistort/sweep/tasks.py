@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-Compute = Callable[[Sequence[Mapping[str, Any]], Sequence[str], Sequence[str]], str]
+# A chunk's compute function: (configurations, methods, metrics) -> its tidy pandas DataFrame.
+Compute = Callable[[Sequence[Mapping[str, Any]], Sequence[str], Sequence[str]], Any]
 
 
 def package_version() -> str:
@@ -26,8 +27,8 @@ def package_version() -> str:
 
 def compute_chunk(
     configs: Sequence[Mapping[str, Any]], methods: Sequence[str], metrics: Sequence[str]
-) -> str:
-    """Simulate one chunk and return its tidy table as CSV text (the shard's content).
+) -> Any:
+    """Simulate one chunk and return its tidy table (the shard's content).
 
     Parameters
     ----------
@@ -37,15 +38,13 @@ def compute_chunk(
 
     Returns
     -------
-    str
-        ``simulate(...).to_csv(index=False)``: floats are written with ``repr`` precision, so
-        the text round-trips exactly.
+    pandas.DataFrame
+        ``simulate(configs, methods, metrics=metrics)``.
     """
     from synthetic.config import SimConfig
     from synthetic.simulation import simulate
 
-    frame = simulate([SimConfig(**c) for c in configs], methods, metrics=metrics)
-    return frame.to_csv(index=False)
+    return simulate([SimConfig(**c) for c in configs], methods, metrics=metrics)
 
 
 @dataclass(frozen=True)
@@ -62,19 +61,23 @@ class ChunkTask:
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    """Result of one attempt: the shard's content, or the error message."""
+    """Result of one attempt: the shard's Parquet bytes, or the error message."""
 
     index: int
-    text: str | None
+    data: bytes | None
     error: str | None
 
 
 def attempt_chunk(task: ChunkTask) -> ChunkOutcome:
-    """Run a task and catch its error, so that one failing chunk does not stop the others."""
+    """Run a task and encode its shard in the worker; errors are caught and returned.
+
+    One failing chunk thus does not stop the others.
+    """
+    from feddistort.sweep.shards import encode_shard
+
     try:
-        return ChunkOutcome(
-            task.index, task.compute(task.configs, task.methods, task.metrics), None
-        )
+        frame = task.compute(task.configs, task.methods, task.metrics)
+        return ChunkOutcome(task.index, encode_shard(frame, task.key), None)
     except Exception as err:  # reported with the chunk's configurations
         return ChunkOutcome(task.index, None, f"{type(err).__name__}: {err}")
 
