@@ -114,11 +114,53 @@ def run_tasks(
         yield from _ray(func, tasks, workers, scheduler)
 
 
+_WATCHED_PARENT: list[int] = []  # the driver a worker process watches (set once per process)
+
+
+def _exit_when_orphaned(parent: int, period: float) -> None:
+    """In a worker: end this process as soon as ``parent`` (the driver) is gone.
+
+    loky's workers otherwise outlive a driver killed with SIGKILL (they sit idle until loky's
+    idle timeout). A daemon thread compares ``os.getppid()`` with the driver's pid every
+    ``period`` seconds; when the driver dies the worker is re-parented and exits at once.
+    """
+    import os
+    import threading
+    import time
+
+    if _WATCHED_PARENT or os.getppid() != parent:
+        return  # already watching, or not a direct child (nothing reliable to watch)
+    _WATCHED_PARENT.append(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="feddistort-orphan-watch", daemon=True).start()
+
+
+class _Watched:
+    """``func`` that, run in a loky worker, first makes the worker exit when the driver dies."""
+
+    def __init__(self, func: Callable[[Any], Any], period: float = 0.5) -> None:
+        import os
+
+        self.func = func
+        self.parent = os.getpid()
+        self.period = period
+
+    def __call__(self, task: Any) -> Any:
+        _exit_when_orphaned(self.parent, self.period)
+        return self.func(task)
+
+
 def _joblib(func: Callable[[T], R], tasks: Sequence[T], workers: int) -> Iterator[R]:
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(func)(task) for task in tasks)
+    watched = _Watched(func)
+    yield from parallel(delayed(watched)(task) for task in tasks)
 
 
 def _dask(
