@@ -17,8 +17,11 @@ with one worker is the serial path.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,6 +60,54 @@ def timed(sweep: SweepSpec, backend: str, workers: int) -> tuple[float, bytes]:
         elapsed = time.perf_counter() - start
         assert report.results is not None, report.failed
         return elapsed, report.results.read_bytes()
+
+
+_ASSEMBLE = """
+import json, resource, sys
+from pathlib import Path
+import pyarrow.parquet
+from feddistort.sweep.assembly import assemble
+paths = [Path(p) for p in json.loads(sys.argv[2])]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for fmt in ("parquet", "csv"):
+    assemble(Path(sys.argv[1]), paths, fmt)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps([base * 1024, peak * 1024]))
+"""
+
+
+def assembly_memory(sweep: SweepSpec) -> list[str]:
+    """Peak memory of streaming the shards into results.parquet and results.csv (fresh process).
+
+    Compared with the in-memory (Arrow) size of the largest shard and of all shards together.
+    """
+    import pyarrow.parquet as pq
+
+    from feddistort.sweep.shards import shard_path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        run_sweep(sweep, out, backend="serial")
+        paths = [shard_path(out / "shards", t.key) for t in sweep.tasks(out)]
+        sizes = [pq.read_table(p).nbytes for p in paths]
+        done = subprocess.run(
+            [sys.executable, "-c", _ASSEMBLE, str(out), json.dumps([str(p) for p in paths])],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        base, peak = json.loads(done.stdout)
+        files = {f: (out / f"results.{f}").stat().st_size for f in ("parquet", "csv")}
+    mb = 1e6
+    return [
+        f"\nassembly memory ({len(paths)} shards, fresh process, after importing pyarrow/pandas):",
+        f"  peak RSS growth while writing results.parquet then results.csv: "
+        f"{(peak - base) / mb:.1f} MB",
+        f"  largest shard in memory: {max(sizes) / mb:.1f} MB; "
+        f"all shards: {sum(sizes) / mb:.1f} MB",
+        f"  files: results.parquet {files['parquet'] / mb:.1f} MB, results.csv "
+        f"{files['csv'] / mb:.1f} MB",
+    ]
 
 
 def _load() -> str:
@@ -122,6 +173,7 @@ def main() -> None:
         elapsed, _ = timed(small, backend, 1)
         overhead = (elapsed - base_time) / n_small
         lines.append(f"  {backend:6s}: {elapsed:7.2f} s, overhead {1e3 * overhead:.2f} ms/chunk")
+    lines.extend(assembly_memory(big))
     lines.append(f"at end: {_load()}")
     text = "\n".join(lines) + "\n"
     print(text, end="")
