@@ -3,7 +3,9 @@
 Modules, bottom up: :mod:`~feddistort.sweep.tasks` (chunk tasks and shard keys),
 :mod:`~feddistort.sweep.spec` (the simulator sweep), :mod:`~feddistort.sweep.kinds` (the theory
 and experiment sweeps), :mod:`~feddistort.sweep.registry` (the explicit table of kinds),
-:mod:`~feddistort.sweep.shards`, :mod:`~feddistort.sweep.assembly`,
+:mod:`~feddistort.sweep.shards` (Parquet shards bound to their key),
+:mod:`~feddistort.sweep.assembly` (the streamed results file), :mod:`~feddistort.sweep.lock`
+(one sweep per folder),
 :mod:`~feddistort.sweep.backends` (serial, loky, Dask, Ray) and the driver
 :mod:`~feddistort.sweep.engine`; :mod:`~feddistort.sweep.cli` is the ``feddistort sweep``
 command. Nothing registers itself by being imported.

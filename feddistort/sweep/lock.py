@@ -121,7 +121,7 @@ def acquire(folder: Path, notify: Callable[[str], None]) -> Holder:
     try:
         for _ in range(20):
             try:
-                os.link(tmp, path)
+                _create(tmp, path)
                 return mine
             except FileExistsError:
                 pass
@@ -145,6 +145,18 @@ def acquire(folder: Path, notify: Callable[[str], None]) -> Holder:
         raise SweepLocked(f"--out {str(folder)!r} is in use: expected its lock to settle")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _create(tmp: Path, path: Path) -> None:
+    """Put the complete lock ``tmp`` at ``path``; FileExistsError if a lock is there."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: exclusive create, then write
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(tmp.read_bytes())
 
 
 def _take_over(path: Path, tmp: Path, stale: Holder) -> bool:

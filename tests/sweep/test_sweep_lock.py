@@ -145,3 +145,20 @@ def test_running_sweep_in_another_process_is_refused_and_undisturbed(
     assert rerun.returncode == 0, rerun.stderr
     assert f"took over the stale lock of {out} (pid {proc.pid}" in rerun.stderr
     assert not (out / LOCK_NAME).exists()
+
+
+def test_filesystem_without_hard_links_still_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import feddistort.sweep.lock as lock
+
+    def no_link(src: object, dst: object) -> None:
+        raise PermissionError("hard links are not supported here")
+
+    monkeypatch.setattr(lock.os, "link", no_link)
+    with sweep_lock(tmp_path, notify=print) as me:
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == me.pid
+        with pytest.raises(SweepLocked, match=f"pid {me.pid} on host"):
+            lock.acquire(tmp_path, print)
+    assert not (tmp_path / LOCK_NAME).exists()
+    assert not list(tmp_path.glob("*.tmp"))
