@@ -8,6 +8,8 @@ joblib, Dask and Ray do. Results are yielded in completion order; the caller ord
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -114,35 +116,108 @@ def run_tasks(
         yield from _ray(func, tasks, workers, scheduler)
 
 
+_WATCHED_PARENT: list[int] = []  # the driver a worker process watches (set once per process)
+
+
+def _exit_when_orphaned(parent: int, period: float) -> None:
+    """In a worker: end this process as soon as ``parent`` (the driver) is gone.
+
+    loky's workers otherwise outlive a driver killed with SIGKILL (they sit idle until loky's
+    idle timeout). A daemon thread compares ``os.getppid()`` with the driver's pid every
+    ``period`` seconds; when the driver dies the worker is re-parented and exits at once.
+    """
+    import threading
+    import time
+
+    if _WATCHED_PARENT or os.getppid() != parent:
+        return  # already watching, or not a direct child (nothing reliable to watch)
+    _WATCHED_PARENT.append(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="feddistort-orphan-watch", daemon=True).start()
+
+
+class _Watched:
+    """``func`` that, run in a loky worker, first makes the worker exit when the driver dies."""
+
+    def __init__(self, func: Callable[[Any], Any], period: float = 0.5) -> None:
+        self.func = func
+        self.parent = os.getpid()
+        self.period = period
+
+    def __call__(self, task: Any) -> Any:
+        _exit_when_orphaned(self.parent, self.period)
+        return self.func(task)
+
+
 def _joblib(func: Callable[[T], R], tasks: Sequence[T], workers: int) -> Iterator[R]:
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(func)(task) for task in tasks)
+    watched = _Watched(func)
+    yield from parallel(delayed(watched)(task) for task in tasks)
 
 
 def _dask(
     func: Callable[[T], R], tasks: Sequence[T], workers: int, scheduler: str | None
 ) -> Iterator[R]:
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster: Any = None
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
+    environ = dict(os.environ)  # the nanny writes its workers' variables into ours
+    with _restored_environ(environ), dask.config.set(_local_worker_environ(workers)):
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            client = Client(scheduler)
+        try:
+            futures = [client.submit(func, task, pure=False) for task in tasks]
+            for future in as_completed(futures):
+                yield future.result()
+                future.release()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _restored_environ(environ: dict[str, str]) -> Iterator[None]:
+    """Give ``os.environ`` back its ``environ`` after the block (Dask's nanny changes it)."""
     try:
-        futures = [client.submit(func, task, pure=False) for task in tasks]
-        for future in as_completed(futures):
-            yield future.result()
-            future.release()
+        yield
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        for name, value in environ.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+
+
+def _local_worker_environ(workers: int) -> dict[str, Any]:
+    """Dask config for the worker processes of a LocalCluster we start.
+
+    Dask's nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536``, and setting it turns
+    off glibc's dynamic mmap threshold: every NumPy temporary above 128 kB is then mmap'ed and
+    unmapped again, and the simulator's chunks ran 3-4x slower in a Dask worker than in this
+    process (``benchmarks/bench_sweep.py``). We leave glibc's default, and give each worker
+    ``cpu_count // workers`` BLAS threads as joblib's loky backend does (Dask pins one).
+    Workers of an existing cluster (``--scheduler``) keep their own environment.
+    """
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    prefix = "distributed.nanny.pre-spawn-environ."
+    environ: dict[str, Any] = {prefix + "MALLOC_TRIM_THRESHOLD_": None}
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        environ[prefix + name] = threads
+    return environ
 
 
 def _ray(

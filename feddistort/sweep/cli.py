@@ -1,7 +1,7 @@
 """``feddistort sweep``: resumable sweeps on joblib, Dask or Ray (argparse only here).
 
-Kinds: ``simulate``, ``theory`` and ``experiment``, chosen from the explicit table of
-:mod:`feddistort.sweep.kinds`.
+Kinds: ``simulate``, ``theory`` and ``experiment``, chosen from the explicit table
+:data:`feddistort.sweep.registry.KINDS`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ examples:
   feddistort sweep --kind experiment --presets digits-iid --seeds 3 --quick --out runs/exp
 
 Rerunning the same command resumes: finished shards are kept, missing or corrupted ones are
-recomputed. spec.json: {"base": {"d": 12}, "grid": {"lam": [0, 1, 2], "eta": "0.1:0.5:5"},
-"seeds": 3, "methods": ["ft", "lpft"], "metrics": ["local_loss"], "chunk": 64}
+recomputed; rerun a finished sweep with --format csv to export DIR/results.csv. A folder that a
+running sweep holds (DIR/.sweep.lock) is refused.
+spec.json: {"base": {"d": 12}, "grid": {"lam": [0, 1, 2], "eta": "0.1:0.5:5"}, "seeds": 3,
+"methods": ["ft", "lpft"], "metrics": ["local_loss"], "chunk": 64}
 
 kinds (spec key "kind" or --kind):
   simulate    (default) simulator metrics per configuration, seed, client, method, metric
@@ -47,8 +49,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Split a sweep (simulator, theory checks or experiment presets) into chunks, run "
             "them on a backend (joblib, Dask or Ray) and "
-            "write each finished chunk atomically as a shard; DIR/results.csv gathers them in "
-            "configuration order (identical bytes whatever the backend and worker count)."
+            "write each finished chunk atomically as a Parquet shard; DIR/results.parquet (or "
+            "DIR/results.csv with --format csv) gathers them in configuration order (identical "
+            "bytes whatever the backend and worker count)."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -117,6 +120,13 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="extra attempts per failing chunk (default 2)",
     )
+    parser.add_argument(
+        "--format",
+        dest="result_format",
+        default="parquet",
+        metavar="FORMAT",
+        help="results file: parquet (DIR/results.parquet, default) or csv (DIR/results.csv)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -131,21 +141,24 @@ def build_spec(args: argparse.Namespace) -> Any:
 
     Returns
     -------
-    feddistort.sweep.engine.SweepJob
-        A :class:`feddistort.sweep.engine.SweepSpec` for ``kind`` simulate, else the kind's sweep.
+    feddistort.sweep.tasks.SweepJob
+        A :class:`feddistort.sweep.spec.SweepSpec` for ``kind`` simulate, else the kind's sweep.
     """
     import json
     from pathlib import Path
 
-    from feddistort.sweep.engine import job_from_mapping
-    from synthetic.cli import parse_assignment, parse_grid
-    from synthetic.config import ConfigError
+    from feddistort.sweep.registry import job_from_mapping
+    from synthetic.config import ConfigError, parse_assignment, parse_grid
 
     values: dict[str, Any] = {}
     if args.spec is not None:
-        text = Path(args.spec).read_text(encoding="utf-8")
         try:
-            loaded = json.loads(text)
+            loaded = json.loads(Path(args.spec).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"SPEC {args.spec!r} is invalid: expected UTF-8 JSON (byte {err.start} is not "
+                "UTF-8)"
+            ) from None
         except ValueError as err:
             raise ConfigError(f"SPEC {args.spec!r} is invalid: expected JSON ({err})") from None
         if not isinstance(loaded, dict):
@@ -177,6 +190,16 @@ def build_spec(args: argparse.Namespace) -> Any:
     return job_from_mapping(values)
 
 
+def _size(size: int) -> str:
+    """A byte count for people: 812 B, 3.4 kB, 12.3 MB, 1.2 GB (powers of 1000)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``feddistort sweep``.
 
@@ -203,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         retries=args.retries,
         progress=not args.no_progress,
+        result_format=args.result_format,
     )
     if report.failed:
         tasks = spec.tasks(Path(args.out))
@@ -221,6 +245,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(
         f"{report.chunks} chunk(s): {report.reused} reused, {report.computed} computed; "
-        f"wrote {report.results}"
+        f"wrote {report.results} ({report.rows} rows, {_size(report.size)})"
     )
     return 0

@@ -1,420 +1,39 @@
-"""Resumable simulator sweeps: chunks of configurations, one checksummed shard per chunk.
+"""The sweep driver: run (or resume) a sweep of any kind into a folder.
 
-A sweep is a :class:`SweepSpec` (base configuration, grid, seeds, methods, metrics, chunk
-size). Its configurations (:func:`synthetic.simulation.expand_grid` order) are cut into
-consecutive chunks; each chunk is simulated on a backend (:mod:`feddistort.sweep.backends`) and
-written atomically as ``shards/<key>.csv`` with a sidecar ``shards/<key>.json`` holding its
-row count and sha256. The key hashes the chunk's configurations, methods, metrics and the
-package version, so a changed spec never reuses a shard. ``results.csv`` is the concatenation
-of the shards in chunk order, byte for byte, so it does not depend on the backend or on the
-number of workers.
+:func:`run_sweep` computes the chunks that have no valid shard yet on a backend
+(:mod:`feddistort.sweep.backends`), writes each as it finishes (:mod:`feddistort.sweep.shards`),
+retries failing chunks and, when every chunk is done, gathers the shards in chunk order
+(:mod:`feddistort.sweep.assembly`), so the result does not depend on the backend or on the
+number of workers. Shards stay on disk: the driver holds which chunks are done, never their
+rows, and the assembly streams them one at a time.
 
 Layout of the output folder::
 
+    .sweep.lock     the running sweep's pid and host (a second sweep on the folder is refused)
     spec.json       the sweep specification (refused if a different one is already there)
-    shards/         <key>.csv + <key>.json per finished chunk
-    results.csv     every shard, in configuration order (written when no chunk failed)
+    shards/         <key>.parquet + <key>.json per finished chunk
+    results.parquet every shard, in configuration order (written when no chunk failed;
+                    results.csv with result_format="csv")
     failures.json   chunks that failed every attempt, with their configurations
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
+from feddistort.sweep.assembly import RESULT_NAMES, assemble, check_format
 from feddistort.sweep.backends import check_backend, run_tasks
-from feddistort_io import atomic_write_json, atomic_write_text
-from synthetic.config import ConfigError, SimConfig, config_from_mapping, field_names, parse_value
-from synthetic.methods import METHODS
-from synthetic.metrics import DEFAULT_METRICS, METRICS
-from synthetic.simulation import check_methods, expand_grid
-
-SPEC_KEYS: tuple[str, ...] = ("kind", "base", "grid", "seeds", "methods", "metrics", "chunk")
-DEFAULT_CHUNK = 64
-
-Compute = Callable[[Sequence[Mapping[str, Any]], Sequence[str], Sequence[str]], str]
-
-
-def _version() -> str:
-    from feddistort_io import __version__
-
-    return __version__
-
-
-def parse_names(
-    value: object, name: str, allowed: Sequence[str], *, distinct: bool = False
-) -> tuple[str, ...]:
-    """Names from a list of str or a comma-separated str, each in ``allowed``.
-
-    Parameters
-    ----------
-    value : object
-        A list/tuple of str or a comma-separated str.
-    name : str
-        The spec key, for error messages.
-    allowed : sequence of str
-    distinct : bool
-        Also refuse repeated names.
-
-    Returns
-    -------
-    tuple of str
-
-    Raises
-    ------
-    ConfigError
-        Wrong type, no names, a name not in ``allowed`` or (with ``distinct``) a repeat.
-    """
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        items = [v.strip() for v in value]
-    else:
-        raise ConfigError(
-            f"{name}={value!r} is invalid: expected a list of names among {', '.join(allowed)}"
-        )
-    if not items:
-        raise ConfigError(
-            f"{name}={value!r} is invalid: expected at least one of {', '.join(allowed)}"
-        )
-    for item in items:
-        if item not in allowed:
-            raise ConfigError(f"{name}={item!r} is invalid: expected one of {', '.join(allowed)}")
-    if distinct and len(set(items)) != len(items):
-        raise ConfigError(f"{name}={value!r} is invalid: expected distinct names")
-    return tuple(items)
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}={value!r} is invalid: expected an integer >= 1")
-    return value
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """What a simulator sweep computes (not where: the backend is not part of the spec).
-
-    Parameters
-    ----------
-    base : SimConfig
-        Values of the fields that the grid does not vary; seeds run from ``base.seed``.
-    grid : dict of str to list
-        Field name to its values; the grids are crossed (:func:`expand_grid`).
-    seeds : int
-        Seeds per grid point (>= 1).
-    methods, metrics : tuple of str
-        Passed to :func:`synthetic.simulation.simulate`.
-    chunk : int
-        Configurations per chunk (one shard each, >= 1).
-    """
-
-    base: SimConfig = field(default_factory=SimConfig)
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    seeds: int = 1
-    methods: tuple[str, ...] = METHODS
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    chunk: int = DEFAULT_CHUNK
-
-    def __post_init__(self) -> None:
-        _positive_int(self.seeds, "seeds")
-        _positive_int(self.chunk, "chunk")
-        check_methods(self.methods)
-        parse_names(list(self.metrics), "metrics", METRICS)
-        unknown = sorted(set(self.grid) - set(field_names()))
-        if unknown:
-            raise ConfigError(
-                f"grid key {unknown[0]!r} is invalid: expected one of {', '.join(field_names())}"
-            )
-        for key, values in self.grid.items():
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"grid[{key!r}]={values!r} is invalid: expected a non-empty list")
-
-    def configs(self) -> list[SimConfig]:
-        """Every configuration of the sweep, seeds fastest (validated)."""
-        return expand_grid(self.base, self.grid, self.seeds)
-
-    def tasks(self, out: Path) -> list[ChunkTask]:
-        """The chunks of this sweep (:func:`make_tasks`; ``out`` is not used)."""
-        return make_tasks(self)
-
-    def label(self, config: Mapping[str, Any]) -> str:
-        """The grid fields and seed of one configuration, for error messages."""
-        return " ".join(f"{k}={config[k]}" for k in [*self.grid, "seed"])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (``spec.json``), with the package version that computed it."""
-        return {
-            "kind": "simulate",
-            "base": self.base.to_dict(),
-            "grid": self.grid,
-            "seeds": self.seeds,
-            "methods": list(self.methods),
-            "metrics": list(self.metrics),
-            "chunk": self.chunk,
-            "version": _version(),
-        }
-
-
-def _grid_values(key: str, values: object) -> list[Any]:
-    from synthetic.cli import parse_grid
-
-    if isinstance(values, str):
-        return parse_grid(f"{key}={values}")[1]
-    if not isinstance(values, list) or not values:
-        raise ConfigError(
-            f"grid[{key!r}]={values!r} is invalid: expected a non-empty list of values or a "
-            "string 'START:STOP:NUM' / 'a,b,c'"
-        )
-    out: list[Any] = []
-    for value in values:
-        if isinstance(value, str):
-            out.append(parse_value(key, value))
-        elif value is None or isinstance(value, (int, float)):
-            out.append(value)
-        else:
-            raise ConfigError(f"grid[{key!r}] value {value!r} is invalid: expected a scalar")
-    return out
-
-
-class SweepJob(Protocol):
-    """What :func:`run_sweep` needs from a sweep of any kind (:class:`SweepSpec` is one)."""
-
-    def tasks(self, out: Path) -> list[ChunkTask]:
-        """The chunks, in result order; ``out`` is the sweep folder (for per-chunk work)."""
-        ...
-
-    def label(self, config: Mapping[str, Any]) -> str:
-        """A short description of one configuration of a chunk (for failure reports)."""
-        ...
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON written to ``spec.json`` (must include ``kind`` and the version)."""
-        ...
-
-
-JobParser = Callable[[Mapping[str, Any]], SweepJob]
-
-
-def _kind_parsers() -> dict[str, JobParser]:
-    """The explicit table of sweep kinds: ``simulate`` here, the others in the kinds module."""
-    from feddistort.sweep.kinds import KIND_PARSERS
-
-    return {"simulate": spec_from_mapping, **KIND_PARSERS}
-
-
-def kind_names() -> tuple[str, ...]:
-    """The sweep kinds: ``simulate``, ``theory`` and ``experiment``."""
-    return tuple(_kind_parsers())
-
-
-def job_from_mapping(values: object) -> SweepJob:
-    """Build a validated sweep of the kind named by ``values['kind']`` (default ``simulate``).
-
-    Parameters
-    ----------
-    values : object
-        Parsed JSON; ``simulate`` specs go to :func:`spec_from_mapping`, other kinds to the
-        parser of its kind (:data:`feddistort.sweep.kinds.KIND_PARSERS`).
-
-    Returns
-    -------
-    SweepJob
-
-    Raises
-    ------
-    ConfigError
-        Not a mapping, unknown kind, or anything the kind's parser refuses.
-    """
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"sweep spec {values!r} is invalid: expected a JSON object")
-    kind = values.get("kind", "simulate")
-    parsers = _kind_parsers()
-    if not isinstance(kind, str) or kind not in parsers:
-        raise ConfigError(f"kind={kind!r} is invalid: expected one of {', '.join(parsers)}")
-    return parsers[kind](values)
-
-
-def spec_from_mapping(values: object) -> SweepSpec:
-    """Build a validated :class:`SweepSpec` from parsed JSON.
-
-    Parameters
-    ----------
-    values : object
-        A mapping with keys among :data:`SPEC_KEYS` (plus ``version``, ignored): ``base`` a
-        mapping of configuration fields, ``grid`` a mapping of field to a list of values or a
-        ``'START:STOP:NUM'`` / ``'a,b,c'`` string, ``seeds`` and ``chunk`` integers,
-        ``methods`` and ``metrics`` lists of names.
-
-    Returns
-    -------
-    SweepSpec
-
-    Raises
-    ------
-    ConfigError
-        Anything malformed; the message names the key, the value and what is expected.
-    """
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"sweep spec {values!r} is invalid: expected a JSON object")
-    unknown = sorted(str(k) for k in values if k not in (*SPEC_KEYS, "version"))
-    if unknown:
-        raise ConfigError(
-            f"sweep spec key {unknown[0]!r} is invalid: expected one of {', '.join(SPEC_KEYS)}"
-        )
-    if values.get("kind", "simulate") != "simulate":
-        raise ConfigError(
-            f"kind={values['kind']!r} is invalid: expected 'simulate' here "
-            f"(sweep kinds: {', '.join(kind_names())})"
-        )
-    base_values = values.get("base", {})
-    grid_values = values.get("grid", {})
-    for name, value in (("base", base_values), ("grid", grid_values)):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{name}={value!r} is invalid: expected a JSON object")
-    for key, value in base_values.items():
-        if value is not None and not isinstance(value, (str, int, float)):
-            raise ConfigError(f"base[{key!r}]={value!r} is invalid: expected a scalar")
-    base = config_from_mapping(base_values)
-    grid: dict[str, list[Any]] = {}
-    for key, value in grid_values.items():
-        if key not in field_names():
-            raise ConfigError(
-                f"grid key {key!r} is invalid: expected one of {', '.join(field_names())}"
-            )
-        grid[key] = _grid_values(key, value)
-    return SweepSpec(
-        base=base,
-        grid=grid,
-        seeds=_positive_int(values.get("seeds", 1), "seeds"),
-        methods=parse_names(values.get("methods", list(METHODS)), "methods", (*METHODS, "global")),
-        metrics=parse_names(values.get("metrics", list(DEFAULT_METRICS)), "metrics", METRICS),
-        chunk=_positive_int(values.get("chunk", DEFAULT_CHUNK), "chunk"),
-    )
-
-
-def compute_chunk(
-    configs: Sequence[Mapping[str, Any]], methods: Sequence[str], metrics: Sequence[str]
-) -> str:
-    """Simulate one chunk and return its tidy table as CSV text (the shard's content).
-
-    Parameters
-    ----------
-    configs : sequence of mapping
-        :meth:`SimConfig.to_dict` of each configuration of the chunk.
-    methods, metrics : sequence of str
-
-    Returns
-    -------
-    str
-        ``simulate(...).to_csv(index=False)``: floats are written with ``repr`` precision, so
-        the text round-trips exactly.
-    """
-    from synthetic.simulation import simulate
-
-    frame = simulate([SimConfig(**c) for c in configs], methods, metrics=metrics)
-    return frame.to_csv(index=False)
-
-
-@dataclass(frozen=True)
-class ChunkTask:
-    """One chunk to compute: position, shard key and the inputs of :func:`compute_chunk`."""
-
-    index: int
-    key: str
-    configs: tuple[dict[str, Any], ...]
-    methods: tuple[str, ...]
-    metrics: tuple[str, ...]
-    compute: Compute = compute_chunk
-
-
-@dataclass(frozen=True)
-class ChunkOutcome:
-    """Result of one attempt: the CSV text, or the error message."""
-
-    index: int
-    text: str | None
-    error: str | None
-
-
-def attempt_chunk(task: ChunkTask) -> ChunkOutcome:
-    """Run a task and catch its error, so that one failing chunk does not stop the others."""
-    try:
-        return ChunkOutcome(
-            task.index, task.compute(task.configs, task.methods, task.metrics), None
-        )
-    except Exception as err:  # reported with the chunk's configurations
-        return ChunkOutcome(task.index, None, f"{type(err).__name__}: {err}")
-
-
-def chunk_key(
-    configs: Sequence[Mapping[str, Any]],
-    methods: Sequence[str],
-    metrics: Sequence[str],
-    kind: str = "simulate",
-) -> str:
-    """The shard key: sha256 (first 24 hex digits) of configurations, methods, metrics, version.
-
-    ``kind`` enters the hash for kinds other than ``simulate`` (whose keys it leaves as they
-    were), so two kinds never share a shard.
-    """
-    payload: dict[str, Any] = {
-        "configs": list(configs),
-        "methods": list(methods),
-        "metrics": list(metrics),
-        "version": _version(),
-    }
-    if kind != "simulate":
-        payload["kind"] = kind
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def make_tasks(spec: SweepSpec, compute: Compute = compute_chunk) -> list[ChunkTask]:
-    """Cut the configurations of ``spec`` into consecutive chunks of ``spec.chunk``."""
-    dicts = [c.to_dict() for c in spec.configs()]
-    tasks = []
-    for index, start in enumerate(range(0, len(dicts), spec.chunk)):
-        chunk = tuple(dicts[start : start + spec.chunk])
-        key = chunk_key(chunk, spec.methods, spec.metrics)
-        tasks.append(ChunkTask(index, key, chunk, spec.methods, spec.metrics, compute))
-    return tasks
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_shard(folder: Path, key: str, text: str) -> None:
-    """Write ``<key>.csv`` then its sidecar ``<key>.json`` (rows, sha256), both atomically.
-
-    The sidecar is written last: a shard without a valid sidecar is not finished.
-    """
-    atomic_write_text(folder / f"{key}.csv", text)
-    rows = text.count("\n") - 1
-    atomic_write_json(
-        folder / f"{key}.json", {"key": key, "rows": rows, "sha256": _sha256(text.encode())}
-    )
-
-
-def read_shard(folder: Path, key: str) -> str | None:
-    """The text of a finished shard, or None when it is missing, incomplete or corrupted."""
-    try:
-        data = (folder / f"{key}.csv").read_bytes()
-        meta = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict) or meta.get("sha256") != _sha256(data):
-        return None
-    text = data.decode("utf-8")
-    if meta.get("rows") != text.count("\n") - 1:
-        return None
-    return text
+from feddistort.sweep.lock import sweep_lock
+from feddistort.sweep.shards import read_shard, shard_path, write_shard
+from feddistort.sweep.spec import SweepSpec, make_tasks
+from feddistort.sweep.tasks import ChunkTask, Compute, SweepJob, attempt_chunk, compute_chunk
+from feddistort_io import atomic_write_json, remove_stale_temporaries
+from synthetic.config import ConfigError
 
 
 @dataclass
@@ -432,7 +51,9 @@ class SweepReport:
     failed : dict of int to str
         Chunk index to the last error, for chunks that failed every attempt.
     results : Path or None
-        ``results.csv`` when every chunk is done.
+        The results file when every chunk is done.
+    rows : int
+        Rows of the results file (0 when it was not written).
     """
 
     chunks: int
@@ -440,6 +61,12 @@ class SweepReport:
     computed: int = 0
     failed: dict[int, str] = field(default_factory=dict)
     results: Path | None = None
+    rows: int = 0
+
+    @property
+    def size(self) -> int:
+        """Size of the results file in bytes (0 when it was not written)."""
+        return self.results.stat().st_size if self.results is not None else 0
 
 
 def _check_spec_file(out: Path, spec: SweepJob) -> None:
@@ -459,6 +86,16 @@ def _check_spec_file(out: Path, spec: SweepJob) -> None:
         atomic_write_json(path, current)
 
 
+def _write_failures(path: Path, pending: list[ChunkTask], errors: dict[int, str]) -> None:
+    atomic_write_json(
+        path,
+        [
+            {"chunk": t.index, "key": t.key, "error": errors[t.index], "configs": list(t.configs)}
+            for t in pending
+        ],
+    )
+
+
 def run_sweep(
     spec: SweepJob,
     out: str | os.PathLike[str],
@@ -469,13 +106,16 @@ def run_sweep(
     retries: int = 2,
     progress: bool = False,
     compute: Compute = compute_chunk,
+    notify: Callable[[str], None] | None = None,
+    result_format: str = "parquet",
 ) -> SweepReport:
     """Run (or resume) a sweep into the folder ``out``.
 
     Parameters
     ----------
     spec : SweepJob
-        A :class:`SweepSpec` or a sweep of a registered kind (:func:`job_from_mapping`).
+        A :class:`SweepSpec` or a sweep of another kind
+        (:func:`feddistort.sweep.registry.job_from_mapping`).
     out : path
         Output folder (see the module docstring for its layout).
     backend, workers, scheduler
@@ -486,34 +126,69 @@ def run_sweep(
         tqdm bar over chunks.
     compute : callable
         Chunk function (module-level, picklable) of a :class:`SweepSpec`;
-        :func:`compute_chunk` by default. Other kinds bring their own in their tasks.
+        :func:`feddistort.sweep.tasks.compute_chunk` by default. Other kinds bring their own
+        in their tasks.
+    notify : callable, optional
+        Receives notices (a stale lock taken over); default: printed on stderr.
+    result_format : str
+        ``parquet`` (``results.parquet``, default) or ``csv`` (``results.csv``); the shards
+        are Parquet either way, so a finished sweep exports the other format in a rerun.
 
     Returns
     -------
     SweepReport
-    """
-    from tqdm.auto import tqdm
 
+    Raises
+    ------
+    SweepLocked
+        Another running sweep holds ``out`` (:mod:`feddistort.sweep.lock`).
+    ConfigError
+        Bad options, or ``out`` holds a different sweep.
+    """
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"--retries {retries!r} is invalid: expected an integer >= 0")
     check_backend(backend, workers, scheduler)
+    check_format(result_format)
     root = Path(out)
     tasks = make_tasks(spec, compute) if isinstance(spec, SweepSpec) else spec.tasks(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(root, notify or _print_notice):
+        _check_spec_file(root, spec)
+        report = _run_locked(tasks, root, backend, workers, scheduler, retries, progress)
+        if not report.failed:
+            paths = [shard_path(root / "shards", t.key) for t in tasks]
+            report.results, report.rows = assemble(root, paths, result_format)
+        return report
+
+
+def _print_notice(message: str) -> None:
+    print(f"feddistort sweep: {message}", file=sys.stderr)
+
+
+def _run_locked(
+    tasks: list[ChunkTask],
+    root: Path,
+    backend: str,
+    workers: int,
+    scheduler: str | None,
+    retries: int,
+    progress: bool,
+) -> SweepReport:
+    """The body of :func:`run_sweep`, run while this process holds the folder's lock."""
+    from tqdm.auto import tqdm
+
     shards = root / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    _check_spec_file(root, spec)
-    for stale in shards.glob(".*.tmp"):  # left by a killed run
+    shards.mkdir(exist_ok=True)
+    for stale in shards.glob(".*.tmp"):  # left by a killed run (we hold the lock)
         stale.unlink(missing_ok=True)
-    texts: dict[int, str] = {}
-    for task in tasks:
-        text = read_shard(shards, task.key)
-        if text is not None:
-            texts[task.index] = text
-    report = SweepReport(chunks=len(tasks), reused=len(texts))
-    pending = [t for t in tasks if t.index not in texts]
+    for name in RESULT_NAMES:  # left by a killed results assembly
+        remove_stale_temporaries(root, name)
+    done = {task.index for task in tasks if read_shard(shards, task.key) is not None}
+    report = SweepReport(chunks=len(tasks), reused=len(done))
+    pending = [t for t in tasks if t.index not in done]
     errors: dict[int, str] = {}
     bar = tqdm(
-        total=len(tasks), initial=len(texts), desc="sweep", unit="chunk", disable=not progress
+        total=len(tasks), initial=len(done), desc="sweep", unit="chunk", disable=not progress
     )
     try:
         for _ in range(retries + 1):
@@ -524,12 +199,11 @@ def run_sweep(
             for outcome in run_tasks(
                 attempt_chunk, pending, backend=backend, workers=workers, scheduler=scheduler
             ):
-                if outcome.text is None:
+                if outcome.data is None:
                     errors[outcome.index] = str(outcome.error)
                     failed.append(by_index[outcome.index])
                     continue
-                write_shard(shards, by_index[outcome.index].key, outcome.text)
-                texts[outcome.index] = outcome.text
+                write_shard(shards, by_index[outcome.index].key, outcome.data)
                 errors.pop(outcome.index, None)
                 report.computed += 1
                 bar.update(1)
@@ -539,60 +213,10 @@ def run_sweep(
     report.failed = {t.index: errors[t.index] for t in pending}
     failures_path = root / "failures.json"
     if report.failed:
-        atomic_write_json(
-            failures_path,
-            [
-                {
-                    "chunk": t.index,
-                    "key": t.key,
-                    "error": errors[t.index],
-                    "configs": list(t.configs),
-                }
-                for t in pending
-            ],
-        )
+        _write_failures(failures_path, pending, errors)
         return report
     failures_path.unlink(missing_ok=True)
-    report.results = assemble(root, [texts[t.index] for t in tasks])
     return report
 
 
-def assemble(out: Path, texts: Sequence[str]) -> Path:
-    """Concatenate shard texts (one header) into ``out/results.csv``, atomically.
-
-    Raises
-    ------
-    ConfigError
-        When shards disagree on their header (they come from different specs).
-    """
-    header = texts[0].split("\n", 1)[0]
-    body: list[str] = [header + "\n"]
-    for text in texts:
-        head, _, rest = text.partition("\n")
-        if head != header:
-            raise ConfigError(f"shard header {head!r} is invalid: expected {header!r}")
-        body.append(rest)
-    return atomic_write_text(out / "results.csv", "".join(body))
-
-
-__all__ = [
-    "DEFAULT_CHUNK",
-    "SPEC_KEYS",
-    "ChunkOutcome",
-    "ChunkTask",
-    "SweepReport",
-    "SweepJob",
-    "SweepSpec",
-    "assemble",
-    "attempt_chunk",
-    "chunk_key",
-    "compute_chunk",
-    "job_from_mapping",
-    "kind_names",
-    "make_tasks",
-    "parse_names",
-    "read_shard",
-    "run_sweep",
-    "spec_from_mapping",
-    "write_shard",
-]
+__all__ = ["SweepReport", "run_sweep"]

@@ -1,9 +1,9 @@
 """The ``theory`` and ``experiment`` kinds of ``feddistort sweep``.
 
-The engine (:mod:`feddistort.sweep.engine`) handles chunks, checksummed shards, backends and
+The driver (:mod:`feddistort.sweep.engine`) handles chunks, checksummed shards, backends and
 resume for any kind; this module defines the two kinds that need :mod:`theory` and
-:mod:`empirical`, and lists every non-simulate kind in the explicit table :data:`KIND_PARSERS`
-(nothing registers itself on import).
+:mod:`empirical` (imported inside the functions that use them). The explicit table of every
+kind is :data:`feddistort.sweep.registry.KINDS` (nothing registers itself on import).
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from feddistort.sweep.engine import (
-    ChunkTask,
-    SweepSpec,
-    chunk_key,
-    parse_names,
-    spec_from_mapping,
-)
+from feddistort.sweep.spec import SweepSpec, parse_names, spec_from_mapping
+from feddistort.sweep.tasks import ChunkTask, chunk_key
 from synthetic.config import ConfigError
 
 THEORY_KEYS: tuple[str, ...] = ("kind", "claims", "base", "grid", "seeds", "chunk")
@@ -51,8 +46,8 @@ def _theory_rng_seed(seed: int, claim: str) -> list[int]:
 
 def theory_chunk(
     configs: Sequence[Mapping[str, Any]], claims: Sequence[str], metrics: Sequence[str]
-) -> str:
-    """Check every claim on every configuration of a chunk; the shard's CSV text.
+) -> Any:
+    """Check every claim on every configuration of a chunk; the shard's table.
 
     Parameters
     ----------
@@ -65,7 +60,7 @@ def theory_chunk(
 
     Returns
     -------
-    str
+    pandas.DataFrame
         One row per (configuration, claim): the configuration's fields, then
         :data:`THEORY_COLUMNS`. The check's random draws use
         ``default_rng([config.seed, crc32(claim)])``, so a row depends on nothing else.
@@ -105,7 +100,7 @@ def theory_chunk(
                 )
             rows.append(row)
     columns = [*configs[0], *THEORY_COLUMNS] if configs else list(THEORY_COLUMNS)
-    return pd.DataFrame(rows, columns=columns).to_csv(index=False)
+    return pd.DataFrame(rows, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -168,8 +163,8 @@ def theory_from_mapping(values: Mapping[str, Any]) -> TheorySweep:
 
 def experiment_chunk(
     configs: Sequence[Mapping[str, Any]], methods: Sequence[str], metrics: Sequence[str]
-) -> str:
-    """Run one (preset, seed) unit of an experiment sweep; its metrics table as CSV text.
+) -> Any:
+    """Run one (preset, seed) unit of an experiment sweep; its metrics table.
 
     Parameters
     ----------
@@ -181,8 +176,8 @@ def experiment_chunk(
 
     Returns
     -------
-    str
-        :func:`empirical.experiment.results.load_metrics` of the unit, as CSV.
+    pandas.DataFrame
+        :func:`empirical.experiment.results.load_metrics` of the unit.
     """
     from empirical.experiment import make_preset, run_experiment
     from empirical.experiment.results import load_metrics
@@ -190,7 +185,7 @@ def experiment_chunk(
     (unit,) = configs
     config = make_preset(unit["preset"], quick=unit["quick"], variants=unit["variants"])
     run_experiment(config, unit["work"], [unit["seed"]], progress=False)
-    return load_metrics(unit["work"]).to_csv(index=False)
+    return load_metrics(unit["work"])
 
 
 @dataclass(frozen=True)
@@ -291,15 +286,8 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
     return ExperimentSweep(presets, seeds, quick, variants)
 
 
-# The sweep kinds besides ``simulate`` (explicit; nothing registers itself on import).
-KIND_PARSERS: dict[str, Any] = {
-    "theory": theory_from_mapping,
-    "experiment": experiment_from_mapping,
-}
-
 __all__ = [
     "EXPERIMENT_KEYS",
-    "KIND_PARSERS",
     "THEORY_COLUMNS",
     "THEORY_KEYS",
     "ExperimentSweep",

@@ -121,3 +121,25 @@ def test_malformed_grid_exits_2(grid: str) -> None:
         # matching (argparse would exit 2 with its own usage error, also without a traceback).
         err = _check_exit_2(["sweep", f"--grid={grid}", "--out", f"{tmp}/o"])
         assert "invalid" in err or "unknown" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "needles"),
+    [
+        (b"\xff\xfe{}", ["is invalid: expected UTF-8 JSON", "byte 0"]),
+        (b'{"base": {"n_mc": 2.5}}', ["n_mc=2.5 is invalid: expected an integer"]),
+        (b'{"grid": {"n_mc": [64, 2.5]}}', ["n_mc=2.5 is invalid: expected an integer"]),
+        (b'{"base": {"d": "12x"}}', ["d='12x' is invalid"]),
+    ],
+)
+def test_spec_file_errors_name_the_file_or_the_field(
+    tmp_path: Path, data: bytes, needles: list[str]
+) -> None:
+    path = tmp_path / "spec.json"
+    path.write_bytes(data)
+    err = _check_exit_2(["sweep", str(path), "--backend", "serial", "--out", str(tmp_path / "o")])
+    for needle in needles:
+        assert needle in err
+    if b"\xff" in data:
+        assert str(path) in err
+    assert not (tmp_path / "o").exists()

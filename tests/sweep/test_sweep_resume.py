@@ -12,10 +12,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from feddistort.cli import main
-from feddistort.sweep.engine import SweepSpec, compute_chunk, make_tasks, read_shard, run_sweep
+from feddistort.sweep.engine import run_sweep
+from feddistort.sweep.shards import read_shard
+from feddistort.sweep.spec import SweepSpec, make_tasks
+from feddistort.sweep.tasks import compute_chunk
 from synthetic.config import ConfigError, SimConfig
 
 SPEC = SweepSpec(
@@ -29,7 +33,7 @@ SPEC = SweepSpec(
 
 
 def _shard(tmp_path: Path, index: int) -> Path:
-    return tmp_path / "shards" / f"{make_tasks(SPEC)[index].key}.csv"
+    return tmp_path / "shards" / f"{make_tasks(SPEC)[index].key}.parquet"
 
 
 @pytest.mark.parametrize(
@@ -39,13 +43,14 @@ def _shard(tmp_path: Path, index: int) -> Path:
 def test_damaged_shard_is_recomputed(tmp_path: Path, damage: str) -> None:
     first = run_sweep(SPEC, tmp_path, backend="serial")
     assert (first.chunks, first.computed, first.reused) == (4, 4, 0)
-    reference = (tmp_path / "results.csv").read_bytes()
+    reference = (tmp_path / "results.parquet").read_bytes()
     shard = _shard(tmp_path, 1)
     data = shard.read_bytes()
     if damage == "truncate":
         shard.write_bytes(data[: len(data) // 2])
     elif damage == "flip":
-        shard.write_bytes(data.replace(b"False", b"True_", 1))
+        middle = len(data) // 2
+        shard.write_bytes(data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :])
     elif damage == "no_sidecar":
         shard.with_suffix(".json").unlink()
     elif damage == "bad_sidecar":
@@ -53,10 +58,10 @@ def test_damaged_shard_is_recomputed(tmp_path: Path, damage: str) -> None:
     else:
         shard.unlink()
     assert read_shard(shard.parent, shard.stem) is None
-    (tmp_path / "results.csv").unlink()
+    (tmp_path / "results.parquet").unlink()
     second = run_sweep(SPEC, tmp_path, backend="serial")
     assert (second.computed, second.reused) == (1, 3)
-    assert (tmp_path / "results.csv").read_bytes() == reference
+    assert (tmp_path / "results.parquet").read_bytes() == reference
     assert shard.read_bytes() == data
 
 
@@ -97,7 +102,7 @@ def test_failing_chunk_is_retried_then_reported(tmp_path: Path) -> None:
     assert report.failed == {1: "RuntimeError: boom"}
     assert report.computed == 3
     assert report.results is None
-    assert not (tmp_path / "results.csv").exists()
+    assert not (tmp_path / "results.parquet").exists()
     assert flaky.attempts == {(0.0, 0.0, 0.5): 1, (0.5, 1.0, 1.0): 3, (1.5, 1.5, 2.0): 1, (2.0,): 2}
     failures = json.loads((tmp_path / "failures.json").read_text())
     assert [f["chunk"] for f in failures] == [1]
@@ -152,23 +157,24 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     proc.wait(timeout=30)
     done_before = {p.stem for p in shards.glob("*.json")}
     assert 5 <= len(done_before) < 60, "the sweep was not interrupted mid-run"
-    assert not (killed / "results.csv").exists()
-    before = {k: (shards / f"{k}.csv").read_bytes() for k in done_before}
+    assert not (killed / "results.parquet").exists()
+    before = {k: (shards / f"{k}.parquet").read_bytes() for k in done_before}
     rerun = subprocess.run(_cmd(killed), env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(done_before)} reused, {60 - len(done_before)} computed" in rerun.stdout
+    assert f"took over the stale lock of {killed} (pid {proc.pid}" in rerun.stderr
     assert sorted(p.stem for p in shards.glob("*.json")) == sorted(
         t.key for t in make_tasks(_spec_of(full))
     )
-    assert {k: (shards / f"{k}.csv").read_bytes() for k in done_before} == before
+    assert {k: (shards / f"{k}.parquet").read_bytes() for k in done_before} == before
     assert not list(shards.glob(".*.tmp"))
-    assert (killed / "results.csv").read_bytes() == (full / "results.csv").read_bytes()
-    lines = (full / "results.csv").read_text().splitlines()
-    assert len(lines) == 1 + 60 * 4  # header + 60 configurations x 4 clients x 1 method x 1 metric
+    assert (killed / "results.parquet").read_bytes() == (full / "results.parquet").read_bytes()
+    rows = pq.read_metadata(full / "results.parquet").num_rows
+    assert rows == 60 * 4  # 60 configurations x 4 clients x 1 method x 1 metric
 
 
 def _spec_of(out: Path) -> SweepSpec:
-    from feddistort.sweep.engine import spec_from_mapping
+    from feddistort.sweep.spec import spec_from_mapping
 
     return spec_from_mapping(json.loads((out / "spec.json").read_text()))
 
@@ -208,4 +214,60 @@ def test_cli_reports_failed_chunk_exit_1(
     assert "chunk 1 failed after 2 attempt(s): RuntimeError: bad chunk" in err
     assert "configurations: lam=0.5 seed=0" in err
     assert "1 of 3 chunk(s) failed" in err
-    assert not (tmp_path / "results.csv").exists()
+    assert not (tmp_path / "results.parquet").exists()
+
+
+def test_shard_copied_over_another_is_recomputed(tmp_path: Path) -> None:
+    run_sweep(SPEC, tmp_path, backend="serial")
+    reference = (tmp_path / "results.parquet").read_bytes()
+    source, victim = _shard(tmp_path, 0), _shard(tmp_path, 2)
+    original = victim.read_bytes()
+    # The whole shard of chunk 0 (data and sidecar, whose checksum matches its data) is copied
+    # over chunk 2's files: only the key in the sidecar can tell them apart.
+    victim.write_bytes(source.read_bytes())
+    victim.with_suffix(".json").write_bytes(source.with_suffix(".json").read_bytes())
+    assert read_shard(victim.parent, victim.stem) is None
+    assert read_shard(source.parent, source.stem) is not None
+    again = run_sweep(SPEC, tmp_path, backend="serial")
+    assert (again.reused, again.computed) == (3, 1)
+    assert victim.read_bytes() == original
+    assert (tmp_path / "results.parquet").read_bytes() == reference
+
+
+_KILL_DURING_ASSEMBLY = """
+import os, signal, sys
+import feddistort_io
+from feddistort.sweep import assembly
+from feddistort.sweep.engine import run_sweep
+from feddistort.sweep.spec import spec_from_mapping
+import json
+
+def write_then_die(path, write, binary):
+    def killed(handle):
+        write(handle)  # the whole file, then SIGKILL before fsync and rename
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return feddistort_io.atomic_write(path, killed, binary=binary)
+
+assembly.atomic_write = write_then_die
+spec = spec_from_mapping(json.loads(sys.argv[2]))
+run_sweep(spec, sys.argv[1], backend="serial")
+"""
+
+
+def test_killed_assembly_leaves_no_orphan_after_the_next_run(tmp_path: Path) -> None:
+    spec = json.dumps({k: v for k, v in SPEC.to_dict().items() if k != "version"})
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DURING_ASSEMBLY, str(tmp_path), spec],
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    orphans = list(tmp_path.glob(".results.*.tmp"))
+    assert len(orphans) == 1  # what a kill -9 during the write leaves behind
+    assert not (tmp_path / "results.parquet").exists()
+    again = run_sweep(SPEC, tmp_path, backend="serial", notify=lambda _: None)
+    assert (again.reused, again.computed) == (4, 0)
+    assert not list(tmp_path.glob(".results.*.tmp"))
+    assert again.results is not None
+    assert again.rows == pq.read_metadata(again.results).num_rows == 10 * 3 * 2
