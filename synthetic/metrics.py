@@ -205,5 +205,6 @@ def run_metrics(
             else:
                 basis0 = _orthonormal_basis(B0)[..., None, :, :]
                 basis0 = np.broadcast_to(basis0, (*B.shape[:-2], *basis0.shape[-2:]))
-                out[name] = max_principal_angle(B0[..., None, :, :], B, basis_a=basis0)
+                angle = max_principal_angle(B0[..., None, :, :], B, basis_a=basis0)
+                out[name] = np.where(np.any(D != 0, axis=(-2, -1)), angle, 0.0)  # exact 0 if B=B0
     return {name: out[name] for name in metrics}
