@@ -82,7 +82,8 @@ class SimConfig:
     beta : float
         Feature-alignment weight of ``align``: beta E_local ||B x - B_0 x||^2.
     flood : float or None
-        Flood level b for ``ft`` and ``lpft`` (gradient ascent while the loss is below b).
+        Flood level b for ``ft`` and ``lpft`` (gradient ascent while the loss is below b); the
+        other methods do not flood and refuse a level (:data:`synthetic.hyper.METHOD_FIELDS`).
     global_model : str
         ``ideal`` (B*, [V*_com; 0]) or ``fedavg`` (trained on the linear model).
     fed_rounds, fed_local_steps, fed_lr, fed_participation, fed_init_scale

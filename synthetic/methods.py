@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from synthetic.config import ConfigError
+from synthetic.hyper import METHOD_FIELDS, Hyper, expand, for_method
 from synthetic.names import METHODS
 from synthetic.problem import Objective
 
@@ -38,23 +38,6 @@ class Fit:
     B: Array
     V_path: Array | None = None
     B_path: Array | None = None
-
-
-@dataclass(frozen=True)
-class Hyper:
-    """Fine-tuning hyperparameters; arrays broadcast against the batch axes of (V, B).
-
-    ``flood`` uses NaN for "no flooding". See :class:`synthetic.SimConfig` for meanings.
-    """
-
-    eta: Array | float
-    steps: int = 1
-    loss_scale: float = 1.0
-    ridge: Array | float = 0.0
-    mu: Array | float = 0.0
-    sparsity: Array | float = 1.0
-    beta: Array | float = 0.0
-    flood: Array | float = np.nan
 
 
 def _arr(x: Array | float) -> Array:
@@ -238,6 +221,7 @@ def run_method(
     objective : Objective
         The client's training objective.
     hp : Hyper
+        The method reads only its fields of :data:`synthetic.hyper.METHOD_FIELDS`.
     soup_objective : Objective, optional
         Ingredient objectives for ``soup`` with batch shape (..., R); defaults to ``objective``
         (one ingredient: identical to ``ft``).
@@ -247,55 +231,47 @@ def run_method(
     Returns
     -------
     Fit
+
+    Raises
+    ------
+    ConfigError
+        Unknown method, or ``hp.flood`` set for a method other than ``ft`` and ``lpft``.
     """
-    no_flood = Hyper(hp.eta, hp.steps, hp.loss_scale)
-    if method == "ft":
-        ft_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, flood=hp.flood)
-        return gradient_descent(V0, B0, objective, ft_hp, trajectory=trajectory)
+    hp = for_method(method, hp)
     if method in ("lp", "lpft"):
         v_lp = linear_probe(B0, objective, hp.ridge)
         b_lp = np.broadcast_to(B0, (*v_lp.shape[:-1], *B0.shape[-2:]))
-        if method == "lp":
-            if trajectory:
-                v_start = np.broadcast_to(V0, v_lp.shape)
-                return Fit(v_lp, b_lp.copy(), np.stack([v_start, v_lp]), np.stack([b_lp, b_lp]))
-            return Fit(v_lp, b_lp.copy())
-        ft_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, flood=hp.flood)
-        return gradient_descent(v_lp, b_lp, objective, ft_hp, trajectory=trajectory)
-    if method == "proximal":
-        prox_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, mu=hp.mu)
-        return gradient_descent(V0, B0, objective, prox_hp, trajectory=trajectory)
+        if method == "lpft":
+            return gradient_descent(v_lp, b_lp, objective, hp, trajectory=trajectory)
+        if trajectory:
+            v_start = np.broadcast_to(V0, v_lp.shape)
+            return Fit(v_lp, b_lp.copy(), np.stack([v_start, v_lp]), np.stack([b_lp, b_lp]))
+        return Fit(v_lp, b_lp.copy())
     if method == "sparse":
         mask = snip_mask(V0, B0, objective, hp.sparsity, hp.loss_scale)
-        return gradient_descent(V0, B0, objective, no_flood, mask=mask, trajectory=trajectory)
-    if method == "soup":
-        if soup_objective is None:
-            return gradient_descent(V0, B0, objective, no_flood, trajectory=trajectory)
+        return gradient_descent(V0, B0, objective, hp, mask=mask, trajectory=trajectory)
+    if method == "soup" and soup_objective is not None:
         v_start, b_start = V0[..., None, :], B0[..., None, :, :]
-        fit = gradient_descent(
-            v_start, b_start, soup_objective, _expand(no_flood), trajectory=trajectory
-        )
+        fit = gradient_descent(v_start, b_start, soup_objective, expand(hp), trajectory=trajectory)
         return Fit(
             fit.V.mean(axis=-2),
             fit.B.mean(axis=-3),
             None if fit.V_path is None else fit.V_path.mean(axis=-2),
             None if fit.B_path is None else fit.B_path.mean(axis=-3),
         )
-    if method == "align":
-        align_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, beta=hp.beta)
-        return gradient_descent(V0, B0, objective, align_hp, trajectory=trajectory)
-    raise ConfigError(f"method={method!r} is invalid: expected one of {', '.join(METHODS)}")
+    # ft, proximal, align, and soup with one ingredient: gradient descent on what they read.
+    return gradient_descent(V0, B0, objective, hp, trajectory=trajectory)
 
 
-def _expand(hp: Hyper) -> Hyper:
-    """Add a trailing batch axis to array hyperparameters (for soup ingredients)."""
-    return Hyper(
-        eta=_arr(hp.eta)[..., None],
-        steps=hp.steps,
-        loss_scale=hp.loss_scale,
-        ridge=_arr(hp.ridge)[..., None],
-        mu=_arr(hp.mu)[..., None],
-        sparsity=_arr(hp.sparsity)[..., None],
-        beta=_arr(hp.beta)[..., None],
-        flood=_arr(hp.flood)[..., None],
-    )
+__all__ = [
+    "METHODS",
+    "METHOD_FIELDS",
+    "Fit",
+    "Hyper",
+    "gradient_descent",
+    "gradients",
+    "linear_probe",
+    "predictor",
+    "run_method",
+    "snip_mask",
+]

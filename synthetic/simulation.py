@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from synthetic.config import ConfigError, SimConfig, field_names
 from synthetic.fedavg import distance_to_ideal, fedavg, ideal_global_model
+from synthetic.hyper import METHOD_FIELDS, REFUSED_WHEN_UNUSED, refusal
 from synthetic.methods import Hyper, predictor, run_method
 from synthetic.metrics import client_losses, run_metrics
 from synthetic.names import DEFAULT_METRICS, GLOBAL_METHOD, METHODS, METRICS
@@ -265,6 +266,23 @@ def check_methods(methods: Iterable[str]) -> list[str]:
     return methods
 
 
+def check_options(configs: Sequence[SimConfig], methods: Sequence[str]) -> None:
+    """Refuse an option a requested method would ignore (``flood`` with ``sparse``, say).
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, its value, the method and the methods that use it.
+    """
+    for name in REFUSED_WHEN_UNUSED:
+        value = next((getattr(c, name) for c in configs if getattr(c, name) is not None), None)
+        if value is None:
+            continue
+        for method in methods:
+            if method in METHOD_FIELDS and name not in METHOD_FIELDS[method]:
+                raise ConfigError(f"{name}={value!r} {refusal(method, name)}")
+
+
 def simulate(
     configs: Sequence[SimConfig],
     methods: Sequence[str] = METHODS,
@@ -300,6 +318,7 @@ def simulate(
         raise ConfigError(f"metric={bad!r} is invalid: expected one of {', '.join(METRICS)}")
     if not configs:
         raise ConfigError("configs=[] is invalid: expected at least one configuration")
+    check_options(configs, methods)
     batches = _groups(configs, chunk_size)
     iterator: Iterable[list[int]] = batches
     if progress:
@@ -330,6 +349,7 @@ __all__ = [
     "BatchResult",
     "batch_frame",
     "check_methods",
+    "check_options",
     "client_losses",
     "clients_of",
     "expand_grid",
