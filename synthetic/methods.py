@@ -150,7 +150,9 @@ def linear_probe(B: Array, objective: Objective, ridge: Array | float = 0.0) -> 
     .. math:: V = (B S B^T + \text{ridge}\, I)^{+} B c
 
     With ``ridge = 0`` the pseudo-inverse gives the minimum-norm solution. On the population
-    objective from B = B* this recovers V*_i exactly ([CLOSER] Thm 4.4).
+    objective from B = B* this recovers V*_i exactly ([CLOSER] Thm 4.4). Well-conditioned
+    systems are solved by a batched LU inverse (the same solution, far fewer LAPACK calls),
+    the others by the pseudo-inverse.
 
     Parameters
     ----------
@@ -166,7 +168,37 @@ def linear_probe(B: Array, objective: Objective, ridge: Array | float = 0.0) -> 
     rhs = (B @ objective.c[..., None])[..., 0]
     k = gram.shape[-1]
     gram = gram + _arr(ridge)[..., None, None] * np.eye(k)
-    return (np.linalg.pinv(gram, hermitian=True) @ rhs[..., None])[..., 0]
+    gram, rhs = np.broadcast_arrays(gram, rhs[..., None])
+    out = np.empty(rhs.shape)
+    inverse = _well_posed_inverse(gram)
+    if inverse is None:
+        return (np.linalg.pinv(gram, hermitian=True) @ rhs)[..., 0]
+    inv, ok = inverse
+    out[ok] = inv[ok] @ rhs[ok]
+    if not np.all(ok):  # ill-conditioned or singular: the minimum-norm solution
+        out[~ok] = np.linalg.pinv(gram[~ok], hermitian=True) @ rhs[~ok]
+    return out[..., 0]
+
+
+_COND_LIMIT = 1e4  # an LU inverse is used below this 1-norm condition number (error ~ 1e-12)
+
+
+def _well_posed_inverse(gram: Array) -> tuple[Array, NDArray[np.bool_]] | None:
+    """Batched LU inverse of ``gram`` and where it is well conditioned; None if one is singular.
+
+    A k x k solve costs a small fraction of a pseudo-inverse (an eigendecomposition); where the
+    1-norm condition number ||G||_1 ||G^{-1}||_1 is below 1e4 the two agree to about 1e-12.
+    """
+    eye = np.broadcast_to(np.eye(gram.shape[-1]), gram.shape)
+    try:
+        with np.errstate(all="ignore"):
+            inv = np.linalg.solve(gram, eye)
+    except np.linalg.LinAlgError:
+        return None
+    with np.errstate(all="ignore"):
+        cond = np.abs(gram).sum(axis=-2).max(axis=-1) * np.abs(inv).sum(axis=-2).max(axis=-1)
+    ok: NDArray[np.bool_] = np.isfinite(cond) & (cond < _COND_LIMIT)
+    return np.asarray(inv, dtype=float), ok
 
 
 def snip_mask(
@@ -189,11 +221,18 @@ def snip_mask(
         [np.abs(g_v * V0).reshape(*batch, k), np.abs(g_b * B0).reshape(*batch, k * d)], axis=-1
     )
     n_params = sal.shape[-1]
-    keep = np.maximum(1, np.rint(_arr(sparsity) * n_params)).astype(int)
-    order = np.argsort(-sal, axis=-1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(n_params), order.shape), axis=-1)
-    mask = (ranks < np.broadcast_to(keep, batch)[..., None]).astype(float)
+    keep = np.broadcast_to(np.maximum(1, np.rint(_arr(sparsity) * n_params)).astype(int), batch)
+    # The keep-th largest saliency, by partition (no full sort): every entry above it is kept,
+    # and of the entries equal to it the first ones in parameter order fill the quota, as a
+    # stable descending sort would.
+    kth = np.minimum(keep, n_params)[..., None] - 1
+    flat_kth = kth.reshape(-1)
+    part = -np.partition(-sal.reshape(-1, n_params), np.unique(flat_kth), axis=-1)
+    threshold = np.take_along_axis(part, flat_kth[:, None], axis=-1).reshape(*batch, 1)
+    above = sal > threshold
+    tied = sal == threshold
+    room = keep[..., None] - above.sum(axis=-1, keepdims=True)
+    mask = (above | (tied & (np.cumsum(tied, axis=-1) <= room))).astype(float)
     return mask[..., :k], mask[..., k:].reshape(*batch, k, d)
 
 

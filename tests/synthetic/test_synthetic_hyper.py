@@ -11,8 +11,8 @@ from feddistort.cli import main
 from synthetic import METHODS, ConfigError, SimConfig, simulate
 from synthetic.hyper import METHOD_FIELDS, REFUSED_WHEN_UNUSED, Hyper, for_method
 from synthetic.methods import run_method
-from synthetic.problem import client_objectives, draw_problem
-from synthetic.simulation import global_model_of, stack_problems
+from synthetic.problem import client_objectives, draw_problem, stack_problems
+from synthetic.simulation import global_model_of
 
 KNOBS = {"lp": "ridge", "lpft": "ridge", "proximal": "mu", "sparse": "sparsity", "align": "beta"}
 ON = {"ridge": 0.5, "mu": 2.0, "sparsity": 0.2, "beta": 2.0}
