@@ -213,10 +213,15 @@ def delta_population(D: Array, inputs: InputModel) -> Array:
     factor = np.broadcast_to(inputs.factor, (*batch, d, q)).reshape(flat.shape[0], d, q)
     scale = np.broadcast_to(inputs.scale, batch).reshape(-1)
     out = np.zeros(flat.shape[0])
-    moved = np.flatnonzero(np.any(flat != 0, axis=(-2, -1)))
+    moved_rows = np.any(flat != 0, axis=-1)  # (N, k)
+    moved = np.flatnonzero(np.any(moved_rows, axis=-1))
     if moved.size == 0:
         return out.reshape(batch)
-    a, b, ok = _rank_one(flat[moved])
+    # Rows of D that are zero throughout (a zero row of the head, say) add nothing to D x:
+    # drop them, so the rank test, the eigenproblems and the quadrature see only moved rows.
+    rows = np.flatnonzero(np.any(moved_rows[moved], axis=0))
+    sub = flat[moved][:, rows, :]
+    a, b, ok = _rank_one(sub)
     one = moved[ok]
     if one.size:
         b1 = b[ok]
@@ -227,11 +232,8 @@ def delta_population(D: Array, inputs: InputModel) -> Array:
         out[one] = norm_a * folded_normal_mean(mu, np.sqrt(var))
     rest = moved[~ok]
     if rest.size:
-        # Rows of D that are zero throughout (a zero row of the head, say) add nothing to D x:
-        # drop them, so the eigenproblems and the quadrature run on the rows that moved.
-        rows = np.flatnonzero(np.any(flat[rest] != 0, axis=(0, 2)))
-        sub = InputModel(mean[rest], factor[rest], scale[rest])
-        out[rest] = delta_exact(flat[rest][:, rows, :], sub)
+        inputs_rest = InputModel(mean[rest], factor[rest], scale[rest])
+        out[rest] = delta_exact(sub[~ok], inputs_rest)
     return out.reshape(batch)
 
 

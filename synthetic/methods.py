@@ -225,14 +225,16 @@ def snip_mask(
     # The keep-th largest saliency, by partition (no full sort): every entry above it is kept,
     # and of the entries equal to it the first ones in parameter order fill the quota, as a
     # stable descending sort would.
-    kth = np.minimum(keep, n_params)[..., None] - 1
-    flat_kth = kth.reshape(-1)
-    part = -np.partition(-sal.reshape(-1, n_params), np.unique(flat_kth), axis=-1)
-    threshold = np.take_along_axis(part, flat_kth[:, None], axis=-1).reshape(*batch, 1)
+    kth = (n_params - np.minimum(keep, n_params)).reshape(-1)  # ascending position
+    part = np.partition(sal.reshape(-1, n_params), np.unique(kth), axis=-1)
+    threshold = np.take_along_axis(part, kth[:, None], axis=-1).reshape(*batch, 1)
     above = sal > threshold
     tied = sal == threshold
     room = keep[..., None] - above.sum(axis=-1, keepdims=True)
-    mask = (above | (tied & (np.cumsum(tied, axis=-1) <= room))).astype(float)
+    chosen = above | tied
+    if np.any(tied.sum(axis=-1, keepdims=True) > room):  # more ties than room: first ones
+        chosen = above | (tied & (np.cumsum(tied, axis=-1) <= room))
+    mask = chosen.astype(float)
     return mask[..., :k], mask[..., k:].reshape(*batch, k, d)
 
 
