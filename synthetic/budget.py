@@ -42,7 +42,8 @@ def config_bytes(values: Mapping[str, Any], n_methods: int) -> int:
     Counts the dominant arrays: the fine-tuned features (P x k x d per method, a few live
     copies), the inputs and their factors (C x d x k), the per-client losses (P x C x d),
     finite samples (C x n x d), dense sample second moments (P x d x d, times the soup
-    ingredients) and the Monte-Carlo draws (C x n_mc x k).
+    ingredients), the Monte-Carlo draws (C x n_mc x k) and FedAvg's participation masks
+    (fed_rounds x C bytes).
 
     Parameters
     ----------
@@ -60,6 +61,8 @@ def config_bytes(values: Mapping[str, Any], n_methods: int) -> int:
     n = values.get("n")
     floats = 8 * P * k * d + 2 * P * C * d * (k + 2) + C * d * (k + 2)
     floats += C * int(values.get("n_mc", 128)) * k
+    if values.get("global_model") == "fedavg":  # participation masks, one byte per round and client
+        floats += int(values.get("fed_rounds", 0)) * C // _BYTES + 1
     if n is not None:
         floats += 2 * C * int(n) * d + P * d * d * (1 + int(values.get("n_soup", 1)))
     floats = floats * max(1, min(n_methods, 2))  # one method's arrays live at a time, plus one

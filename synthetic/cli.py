@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     parser.add_argument(
-        "--seeds", type=int, default=1, metavar="N", help="seeds per grid point (default 1)"
+        "--seeds", default="1", metavar="N", help="seeds per grid point (default 1)"
     )
     parser.add_argument(
         "--methods",
@@ -80,11 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         metavar="CSV",
-        help="tidy CSV to write (its configuration goes to the same name with .json, so CSV "
-        "may not end in .json); without it, a summary (mean over seeds and clients) is printed",
+        help="tidy CSV to write; its configuration goes beside it under the same name with "
+        ".json (r.csv -> r.json), so a name ending in .json is refused (the two files would "
+        "collide); without --out, a summary (mean over seeds and clients) is printed",
     )
     parser.add_argument(
-        "--chunk-size", type=int, default=512, metavar="N", help="configurations per batch"
+        "--chunk-size", default="512", metavar="N", help="configurations per batch (default 512)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -106,15 +107,28 @@ def _names(option: str, text: str, allowed: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _count(option: str, text: str | int) -> int:
+    """A positive integer option; the error names the option, the value and what is expected."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{option} {str(text)!r} is invalid: expected an integer >= 1")
+    return value
+
+
 def _results_path(out: str) -> tuple[Path, Path]:
     """The results CSV and its configuration file; refuse names where the two would collide."""
     path = Path(out)
     meta = path.with_suffix(".json")
     if meta == path or path.suffix.lower() == ".json":
+        stem = path.with_suffix("")
+        suggestion = stem.name if stem.suffix else stem.with_suffix(".csv").name
         raise ConfigError(
             f"--out {out!r} is invalid: the configuration is written beside the results as "
-            f"{meta.name}, so the two would collide; expected a results name such as "
-            f"{path.with_suffix('.csv').name}"
+            f"{meta.name}, so the two would collide; expected a results name not ending in "
+            f".json, such as {suggestion}"
         )
     if path.is_dir():
         raise ConfigError(f"--out {out!r} is invalid: it is a folder; expected a file name")
@@ -130,24 +144,23 @@ def run(args: argparse.Namespace) -> int:
     assignments = dict(parse_assignment(text, "--set") for text in args.sets)
     base = config_from_mapping(assignments)
     grid = dict(parse_grid(text) for text in args.grid)
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds {args.seeds} is invalid: expected at least 1")
-    if args.chunk_size < 1:
-        raise ConfigError(f"--chunk-size {args.chunk_size} is invalid: expected at least 1")
+    seeds = _count("--seeds", args.seeds)
+    chunk_size = _count("--chunk-size", args.chunk_size)
     methods = _names("--methods", args.methods, (*METHODS, GLOBAL_METHOD))
     metrics = _names("--metrics", args.metrics, METRICS)
+    _check_others(base.C, grid, metrics)
     paths = None if args.out is None else _results_path(args.out)
     check_budget(
-        base.to_dict(), grid, args.seeds, n_methods=len(methods), n_metrics=len(metrics),
-        chunk_size=args.chunk_size,
+        base.to_dict(), grid, seeds, n_methods=len(methods), n_metrics=len(metrics),
+        chunk_size=chunk_size,
     )  # fmt: skip
     from synthetic.simulation import expand_grid, simulate
 
-    configs = expand_grid(base, grid, args.seeds)
+    configs = expand_grid(base, grid, seeds)
     frame = simulate(
-        configs, methods, metrics=metrics, chunk_size=args.chunk_size, progress=not args.no_progress
+        configs, methods, metrics=metrics, chunk_size=chunk_size, progress=not args.no_progress
     )
-    _notes(frame, configs, metrics)
+    _warn_diverged(frame)
     if paths is None:
         summary = frame.pivot_table(
             index="method", columns="metric", values="value", sort=False, dropna=False
@@ -160,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "version": __version__,
         "base": base.to_dict(),
         "grid": grid,
-        "seeds": args.seeds,
+        "seeds": seeds,
         "methods": methods,
         "metrics": metrics,
         "rows": len(frame),
@@ -171,8 +184,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _notes(frame: Any, configs: list[Any], metrics: list[str]) -> None:
-    """Warn, from the computed table, about diverged runs and undefined metrics."""
+def _check_others(C: int, grid: dict[str, list[object]], metrics: list[str]) -> None:
+    """Refuse C = 1 with ``global_loss_others``: there are no other clients to average over."""
+    if "global_loss_others" not in metrics:
+        return
+    if 1 in grid.get("C", [C]):
+        where = "--grid value C=1" if "C" in grid else "--set C=1"
+        raise ConfigError(
+            f"{where} is invalid with the metric global_loss_others: it averages over the "
+            "clients other than the fine-tuning one, and with C=1 there are none; expected "
+            "C >= 2, or --metrics without global_loss_others"
+        )
+
+
+def _warn_diverged(frame: Any) -> None:
+    """Warn, from the computed table, about diverged runs."""
     first = frame["metric"] == frame["metric"].iloc[0]
     n_div = int(frame.loc[first, "diverged"].sum())
     if n_div:
@@ -180,11 +206,3 @@ def _notes(frame: Any, configs: list[Any], metrics: list[str]) -> None:
             f"warning: {n_div} run(s) diverged (flagged in the 'diverged' column, values NaN)",
             file=sys.stderr,
         )
-    if "global_loss_others" in metrics:
-        alone = frame[(frame["metric"] == "global_loss_others") & (frame["C"] == 1)]
-        if len(alone):
-            print(
-                f"note: global_loss_others is NaN in {len(alone)} row(s) with C=1: it averages "
-                "over the clients other than the fine-tuning one, and there are none",
-                file=sys.stderr,
-            )

@@ -29,6 +29,8 @@ __all__ = [
     "parse_value",
 ]
 
+MAX_GRID_POINTS = 1_000_000  # per --grid KEY=START:STOP:NUM; refused before anything is built
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -80,7 +82,8 @@ class SimConfig:
     beta : float
         Feature-alignment weight of ``align``: beta E_local ||B x - B_0 x||^2.
     flood : float or None
-        Flood level b for ``ft`` and ``lpft`` (gradient ascent while the loss is below b).
+        Flood level b for ``ft`` and ``lpft`` (gradient ascent while the loss is below b); the
+        other methods do not flood and refuse a level (:data:`synthetic.hyper.METHOD_FIELDS`).
     global_model : str
         ``ideal`` (B*, [V*_com; 0]) or ``fedavg`` (trained on the linear model).
     fed_rounds, fed_local_steps, fed_lr, fed_participation, fed_init_scale
@@ -268,9 +271,14 @@ def parse_grid(text: str, option: str = "--grid") -> tuple[str, list[object]]:
                 f"{option} {text!r} is invalid: expected KEY=START:STOP:NUM with numbers and an "
                 "integer NUM, or KEY=v1,v2,..."
             ) from None
-        if num < 1:
-            raise ConfigError(f"{option} {text!r} is invalid: expected NUM >= 1")
-        points = [float(v) for v in np.linspace(start, stop, num)]
+        if not 1 <= num <= MAX_GRID_POINTS:
+            raise ConfigError(
+                f"{option} {text!r} is invalid: expected 1 <= NUM <= {MAX_GRID_POINTS:,} "
+                "(each point is at least one configuration)"
+            )
+        points: list[object] = np.linspace(start, stop, num).tolist()
+        if typing.get_type_hints(SimConfig)[key] in (float, float | None):
+            return key, points  # float(repr(p)) == p: the same values, without a parse per point
         return key, [parse_value(key, repr(p)) for p in points]
     items = [v for v in value.split(",") if v.strip()]
     if not items:

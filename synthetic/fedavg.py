@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthetic.methods import Hyper, gradient_descent, predictor
-from synthetic.metrics import max_principal_angle
+from synthetic.metrics import max_row_space_angle
 from synthetic.problem import Objective, Problem, client_objectives
 
 Array = NDArray[np.float64]
@@ -99,7 +99,7 @@ def distance_to_ideal(problem: Problem, V: Array, B: Array) -> dict[str, Array]:
     resid = (u - q_b @ (np.swapaxes(q_b, -1, -2) @ u)) * keep[..., None, :]
     sines = np.linalg.svd(resid, compute_uv=False)[..., 0]
     return {
-        "angle_max": max_principal_angle(problem.b_star, B),
+        "angle_max": max_row_space_angle(problem.b_star, B),
         "angle_identifiable": np.arcsin(np.clip(sines, 0.0, 1.0)),
         "predictor_error": np.linalg.norm(w - w_ideal, axis=-1),
         "head_error": np.linalg.norm(np.einsum("...kd,...d->...k", b0, w) - v0, axis=-1),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from synthetic.config import ConfigError
+from synthetic.hyper import METHOD_FIELDS, Hyper, expand, for_method
 from synthetic.names import METHODS
 from synthetic.problem import Objective
 
@@ -38,23 +38,6 @@ class Fit:
     B: Array
     V_path: Array | None = None
     B_path: Array | None = None
-
-
-@dataclass(frozen=True)
-class Hyper:
-    """Fine-tuning hyperparameters; arrays broadcast against the batch axes of (V, B).
-
-    ``flood`` uses NaN for "no flooding". See :class:`synthetic.SimConfig` for meanings.
-    """
-
-    eta: Array | float
-    steps: int = 1
-    loss_scale: float = 1.0
-    ridge: Array | float = 0.0
-    mu: Array | float = 0.0
-    sparsity: Array | float = 1.0
-    beta: Array | float = 0.0
-    flood: Array | float = np.nan
 
 
 def _arr(x: Array | float) -> Array:
@@ -167,7 +150,9 @@ def linear_probe(B: Array, objective: Objective, ridge: Array | float = 0.0) -> 
     .. math:: V = (B S B^T + \text{ridge}\, I)^{+} B c
 
     With ``ridge = 0`` the pseudo-inverse gives the minimum-norm solution. On the population
-    objective from B = B* this recovers V*_i exactly ([CLOSER] Thm 4.4).
+    objective from B = B* this recovers V*_i exactly ([CLOSER] Thm 4.4). Well-conditioned
+    systems are solved by a batched LU inverse (the same solution, far fewer LAPACK calls),
+    the others by the pseudo-inverse.
 
     Parameters
     ----------
@@ -183,7 +168,37 @@ def linear_probe(B: Array, objective: Objective, ridge: Array | float = 0.0) -> 
     rhs = (B @ objective.c[..., None])[..., 0]
     k = gram.shape[-1]
     gram = gram + _arr(ridge)[..., None, None] * np.eye(k)
-    return (np.linalg.pinv(gram, hermitian=True) @ rhs[..., None])[..., 0]
+    gram, rhs = np.broadcast_arrays(gram, rhs[..., None])
+    out = np.empty(rhs.shape)
+    inverse = _well_posed_inverse(gram)
+    if inverse is None:
+        return (np.linalg.pinv(gram, hermitian=True) @ rhs)[..., 0]
+    inv, ok = inverse
+    out[ok] = inv[ok] @ rhs[ok]
+    if not np.all(ok):  # ill-conditioned or singular: the minimum-norm solution
+        out[~ok] = np.linalg.pinv(gram[~ok], hermitian=True) @ rhs[~ok]
+    return out[..., 0]
+
+
+_COND_LIMIT = 1e4  # an LU inverse is used below this 1-norm condition number (error ~ 1e-12)
+
+
+def _well_posed_inverse(gram: Array) -> tuple[Array, NDArray[np.bool_]] | None:
+    """Batched LU inverse of ``gram`` and where it is well conditioned; None if one is singular.
+
+    A k x k solve costs a small fraction of a pseudo-inverse (an eigendecomposition); where the
+    1-norm condition number ||G||_1 ||G^{-1}||_1 is below 1e4 the two agree to about 1e-12.
+    """
+    eye = np.broadcast_to(np.eye(gram.shape[-1]), gram.shape)
+    try:
+        with np.errstate(all="ignore"):
+            inv = np.linalg.solve(gram, eye)
+    except np.linalg.LinAlgError:
+        return None
+    with np.errstate(all="ignore"):
+        cond = np.abs(gram).sum(axis=-2).max(axis=-1) * np.abs(inv).sum(axis=-2).max(axis=-1)
+    ok: NDArray[np.bool_] = np.isfinite(cond) & (cond < _COND_LIMIT)
+    return np.asarray(inv, dtype=float), ok
 
 
 def snip_mask(
@@ -206,11 +221,20 @@ def snip_mask(
         [np.abs(g_v * V0).reshape(*batch, k), np.abs(g_b * B0).reshape(*batch, k * d)], axis=-1
     )
     n_params = sal.shape[-1]
-    keep = np.maximum(1, np.rint(_arr(sparsity) * n_params)).astype(int)
-    order = np.argsort(-sal, axis=-1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(n_params), order.shape), axis=-1)
-    mask = (ranks < np.broadcast_to(keep, batch)[..., None]).astype(float)
+    keep = np.broadcast_to(np.maximum(1, np.rint(_arr(sparsity) * n_params)).astype(int), batch)
+    # The keep-th largest saliency, by partition (no full sort): every entry above it is kept,
+    # and of the entries equal to it the first ones in parameter order fill the quota, as a
+    # stable descending sort would.
+    kth = (n_params - np.minimum(keep, n_params)).reshape(-1)  # ascending position
+    part = np.partition(sal.reshape(-1, n_params), np.unique(kth), axis=-1)
+    threshold = np.take_along_axis(part, kth[:, None], axis=-1).reshape(*batch, 1)
+    above = sal > threshold
+    tied = sal == threshold
+    room = keep[..., None] - above.sum(axis=-1, keepdims=True)
+    chosen = above | tied
+    if np.any(tied.sum(axis=-1, keepdims=True) > room):  # more ties than room: first ones
+        chosen = above | (tied & (np.cumsum(tied, axis=-1) <= room))
+    mask = chosen.astype(float)
     return mask[..., :k], mask[..., k:].reshape(*batch, k, d)
 
 
@@ -238,6 +262,7 @@ def run_method(
     objective : Objective
         The client's training objective.
     hp : Hyper
+        The method reads only its fields of :data:`synthetic.hyper.METHOD_FIELDS`.
     soup_objective : Objective, optional
         Ingredient objectives for ``soup`` with batch shape (..., R); defaults to ``objective``
         (one ingredient: identical to ``ft``).
@@ -247,55 +272,47 @@ def run_method(
     Returns
     -------
     Fit
+
+    Raises
+    ------
+    ConfigError
+        Unknown method, or ``hp.flood`` set for a method other than ``ft`` and ``lpft``.
     """
-    no_flood = Hyper(hp.eta, hp.steps, hp.loss_scale)
-    if method == "ft":
-        ft_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, flood=hp.flood)
-        return gradient_descent(V0, B0, objective, ft_hp, trajectory=trajectory)
+    hp = for_method(method, hp)
     if method in ("lp", "lpft"):
         v_lp = linear_probe(B0, objective, hp.ridge)
         b_lp = np.broadcast_to(B0, (*v_lp.shape[:-1], *B0.shape[-2:]))
-        if method == "lp":
-            if trajectory:
-                v_start = np.broadcast_to(V0, v_lp.shape)
-                return Fit(v_lp, b_lp.copy(), np.stack([v_start, v_lp]), np.stack([b_lp, b_lp]))
-            return Fit(v_lp, b_lp.copy())
-        ft_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, flood=hp.flood)
-        return gradient_descent(v_lp, b_lp, objective, ft_hp, trajectory=trajectory)
-    if method == "proximal":
-        prox_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, mu=hp.mu)
-        return gradient_descent(V0, B0, objective, prox_hp, trajectory=trajectory)
+        if method == "lpft":
+            return gradient_descent(v_lp, b_lp, objective, hp, trajectory=trajectory)
+        if trajectory:
+            v_start = np.broadcast_to(V0, v_lp.shape)
+            return Fit(v_lp, b_lp.copy(), np.stack([v_start, v_lp]), np.stack([b_lp, b_lp]))
+        return Fit(v_lp, b_lp.copy())
     if method == "sparse":
         mask = snip_mask(V0, B0, objective, hp.sparsity, hp.loss_scale)
-        return gradient_descent(V0, B0, objective, no_flood, mask=mask, trajectory=trajectory)
-    if method == "soup":
-        if soup_objective is None:
-            return gradient_descent(V0, B0, objective, no_flood, trajectory=trajectory)
+        return gradient_descent(V0, B0, objective, hp, mask=mask, trajectory=trajectory)
+    if method == "soup" and soup_objective is not None:
         v_start, b_start = V0[..., None, :], B0[..., None, :, :]
-        fit = gradient_descent(
-            v_start, b_start, soup_objective, _expand(no_flood), trajectory=trajectory
-        )
+        fit = gradient_descent(v_start, b_start, soup_objective, expand(hp), trajectory=trajectory)
         return Fit(
             fit.V.mean(axis=-2),
             fit.B.mean(axis=-3),
             None if fit.V_path is None else fit.V_path.mean(axis=-2),
             None if fit.B_path is None else fit.B_path.mean(axis=-3),
         )
-    if method == "align":
-        align_hp = Hyper(hp.eta, hp.steps, hp.loss_scale, beta=hp.beta)
-        return gradient_descent(V0, B0, objective, align_hp, trajectory=trajectory)
-    raise ConfigError(f"method={method!r} is invalid: expected one of {', '.join(METHODS)}")
+    # ft, proximal, align, and soup with one ingredient: gradient descent on what they read.
+    return gradient_descent(V0, B0, objective, hp, trajectory=trajectory)
 
 
-def _expand(hp: Hyper) -> Hyper:
-    """Add a trailing batch axis to array hyperparameters (for soup ingredients)."""
-    return Hyper(
-        eta=_arr(hp.eta)[..., None],
-        steps=hp.steps,
-        loss_scale=hp.loss_scale,
-        ridge=_arr(hp.ridge)[..., None],
-        mu=_arr(hp.mu)[..., None],
-        sparsity=_arr(hp.sparsity)[..., None],
-        beta=_arr(hp.beta)[..., None],
-        flood=_arr(hp.flood)[..., None],
-    )
+__all__ = [
+    "METHODS",
+    "METHOD_FIELDS",
+    "Fit",
+    "Hyper",
+    "gradient_descent",
+    "gradients",
+    "linear_probe",
+    "predictor",
+    "run_method",
+    "snip_mask",
+]

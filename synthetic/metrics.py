@@ -27,7 +27,7 @@ __all__ = [
     "delta_exact",
     "delta_monte_carlo",
     "delta_population",
-    "max_principal_angle",
+    "max_row_space_angle",
     "row_space_angles",
     "run_metrics",
 ]
@@ -60,11 +60,7 @@ def row_space_angles(A: Array, B: Array) -> Array:
     return np.sort(np.arccos(np.clip(cosines, -1.0, 1.0)), axis=-1)
 
 
-# Former name, kept so that existing callers keep working; new code uses row_space_angles.
-principal_angles = row_space_angles
-
-
-def max_principal_angle(A: Array, B: Array, basis_a: Array | None = None) -> Array:
+def max_row_space_angle(A: Array, B: Array, basis_a: Array | None = None) -> Array:
     r"""Largest angle by which rowspace(B) leaves rowspace(A), accurate for small angles.
 
     With Q_A an orthonormal basis of rowspace(A), R = B (I - Q_A Q_A^T) and G = B B^T, the
@@ -205,5 +201,6 @@ def run_metrics(
             else:
                 basis0 = _orthonormal_basis(B0)[..., None, :, :]
                 basis0 = np.broadcast_to(basis0, (*B.shape[:-2], *basis0.shape[-2:]))
-                out[name] = max_principal_angle(B0[..., None, :, :], B, basis_a=basis0)
+                angle = max_row_space_angle(B0[..., None, :, :], B, basis_a=basis0)
+                out[name] = np.where(np.any(D != 0, axis=(-2, -1)), angle, 0.0)  # exact 0 if B=B0
     return {name: out[name] for name in metrics}

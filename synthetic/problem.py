@@ -163,13 +163,20 @@ def _stack(values: Sequence[object]) -> object:
     return np.stack(values)  # type: ignore[arg-type]
 
 
-def stack_problems(problems: Sequence[Problem]) -> Problem:
-    """Stack unbatched problems of equal shapes along a new leading axis."""
+def stack_problems(problems: Sequence[Problem], *, mc: bool = True) -> Problem:
+    """Stack unbatched problems of equal shapes along a new leading axis.
+
+    With ``mc=False`` the Monte-Carlo draws (C x n_mc x k per problem, needed only by the
+    ``delta_l2_mc`` cross-check) are replaced by an empty (G, C, 0, k) array.
+    """
     stacked: dict[str, object] = {}
     for f in fields(Problem):
-        if f.name == "inputs":
+        if f.name == "inputs" or (f.name == "mc" and not mc):
             continue
         stacked[f.name] = _stack([getattr(p, f.name) for p in problems])
+    if not mc:
+        C, _, k = problems[0].mc.shape
+        stacked["mc"] = np.zeros((len(problems), C, 0, k))
     inputs = InputModel(
         mean=np.stack([p.inputs.mean for p in problems]),
         factor=np.stack([p.inputs.factor for p in problems]),

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from synthetic.config import SimConfig
 from synthetic.fedavg import ideal_global_model
 from synthetic.methods import Hyper, run_method
-from synthetic.metrics import principal_angles
+from synthetic.metrics import row_space_angles
 from synthetic.problem import Problem, client_objectives, draw_problem
 from synthetic.simulation import clients_of
 from theory.records import EXACT_ATOL, EXACT_RTOL, CheckRecord, all_finite, diverged_record
@@ -120,7 +120,7 @@ def thm31_bound(
     _, sv, vt = np.linalg.svd(problem.x[client], full_matrices=True)
     rank = int(np.sum(sv > sv[0] * 1e-12))
     null_rows = vt[rank:]  # orthonormal rows spanning S^perp
-    angles = principal_angles(problem.b_star, null_rows)
+    angles = row_space_angles(problem.b_star, null_rows)
     cos_k = float(np.cos(np.max(angles)))
     phi = float(np.sqrt(abs((v0 @ head) ** 2 - (head @ head) ** 2)))
     w_norm = float(np.linalg.norm(problem.b_star.T @ head))

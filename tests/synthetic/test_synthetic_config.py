@@ -56,7 +56,7 @@ def test_parse_values_by_type():
         (["--set", "rho=2"], "rho=2.0 is invalid"),
         (["--methods", "ft,magic"], "method='magic' is invalid"),
         (["--metrics", "nope"], "metric='nope' is invalid"),
-        (["--seeds", "0"], "--seeds 0 is invalid"),
+        (["--seeds", "0"], "--seeds '0' is invalid"),
         (["--set", "covariate=diagonal"], "covariate='diagonal' is invalid"),
     ],
 )
