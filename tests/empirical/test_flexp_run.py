@@ -71,7 +71,7 @@ def test_shared_run_writes_parts_costs_and_one_server_middle(shared_run: Path) -
     for _, row in table.iterrows():
         cost = client_cost(profile, int(row["cut_front"]), int(row["cut_back"])).as_row()
         assert {k: int(row[k]) for k in cost} == cost
-    assert table[["local", "global", "delta", "delta_cut"]].notna().all().all()
+    assert table[["local", "global", "delta", "delta_cut", "delta_cut_others"]].notna().all().all()
     server = load((ckpt / "server.safetensors").read_bytes())
     glob = load((shared_run / "checkpoints" / "seed0" / "global.safetensors").read_bytes())
     for c in range(3):

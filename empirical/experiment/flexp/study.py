@@ -95,7 +95,8 @@ def split_depth_study(
         Columns ``shift, seed, mode, cut, client_blocks, beta, client, metric, value``;
         metrics ``local`` (own test accuracy), ``global`` (mean over the other clients' test
         sets), ``delta`` (Delta_c, penultimate features, own test set), ``delta_cut`` (at the
-        first cut), ``client_params``, ``client_flops``, ``bytes_sent``, ``activation_bytes``.
+        first cut), ``delta_cut_others`` (at the first cut, mean over the other clients' test
+        sets), ``client_params``, ``client_flops``, ``bytes_sent``, ``activation_bytes``.
     """
     preset = make_preset("digits-flexp", quick=config.quick, variants=("flexp",),
                          shifts=config.shifts)  # fmt: skip
@@ -154,6 +155,15 @@ def _one_point(
             "global": float(np.mean([a for i, a in enumerate(accs) if i != c])),
             "delta": delta_l2(g_feats[c], predict_features(model, tests[c][0])),
             "delta_cut": cut_delta(global_model, model, cut.front, tests[c][0]),
+            "delta_cut_others": float(
+                np.mean(
+                    [
+                        cut_delta(global_model, model, cut.front, x)
+                        for i, (x, _) in enumerate(tests)
+                        if i != c
+                    ]
+                )
+            ),
             "client_params": cost.params,
             "client_flops": cost.flops,
             "bytes_sent": cost.bytes_sent,

@@ -10,7 +10,7 @@ their sha256 in the unit's ``done.json``::
     checkpoints/[shift/]seed{S}/flexp/model.json              schema v2, client_parts per
                                                               client ("client{c}")
     runs/[shift/]seed{S}/flexp/metrics.csv, epochs.csv        tidy, as the other variants,
-                                                              plus delta_cut and cost metrics
+                                                              plus delta_cut(_others), costs
     runs/[shift/]seed{S}/flexp/clients.csv                    one row per client: cut, accuracies,
                                                               distortions and costs side by side
 
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import save
@@ -158,6 +159,9 @@ def run_flexp_unit(
         hashes[path] = checked_write(path, _state_bytes(model.state_dict()))
         row: dict[str, Any] = dict(evaluator.final_row(model, c))
         row["delta_cut"] = cut_delta(global_model, model, cut.front, torch.from_numpy(cd.x_test))
+        row["delta_cut_others"] = float(np.mean([
+            cut_delta(global_model, model, cut.front, torch.from_numpy(o.x_test))
+            for i, o in enumerate(clients) if i != c]))  # fmt: skip
         row |= {"cut_front": cut.front, "cut_back": cut.back}
         row |= client_cost(profile, cut.front, cut.back).as_row()
         metric_rows.extend({**base, "client": c, "metric": k, "value": v} for k, v in row.items())
