@@ -137,3 +137,30 @@ def test_flexp_config_is_refused_when_no_cut_fits() -> None:
     bad = FlexPConfig(cuts=(), budgets=(1.0,))
     with pytest.raises(ValueError, match="fits no partition"):
         make_preset("digits-flexp", quick=True, flexp=bad)
+
+
+@pytest.mark.slow
+def test_distortion_reports_per_part_drift_from_the_units_model_json(
+    shared_run: Path, tmp_path: Path
+) -> None:
+    frozen = tmp_path / "frozen"
+    run_experiment(_tiny("frozen"), frozen, seeds=[0], progress=False)  # type: ignore[arg-type]
+    assert not (frozen / "checkpoints" / "seed0" / "flexp" / "server.safetensors").exists()
+    for out, middle_moves in ((shared_run, True), (frozen, False)):
+        ckpt, data = out / "checkpoints" / "seed0", out / "data" / "seed0"
+        csv = tmp_path / f"{out.name}.csv"
+        argv = ["distortion", "--model", str(ckpt / "flexp" / "model.json"),
+                "--global", str(ckpt / "global.safetensors"), "--no-progress",
+                "--metrics", "weight_l2", "--out", str(csv)]  # fmt: skip
+        for c in range(3):
+            argv += ["--client", f"client{c}={ckpt / 'flexp' / f'client{c}.safetensors'}",
+                     "--data", f"client{c}={data / f'client{c}.npz'}"]  # fmt: skip
+        assert main(argv) == 0
+        table = pd.read_csv(csv)
+        parts = table[table["layer"].str.startswith("part:")].set_index(["client", "layer"])
+        assert parts.loc[("client0", "part:client_front"), "value"] > 0
+        assert ("client0", "part:client_back") not in parts.index  # cut 1:0 has no back
+        assert parts.loc[("client2", "part:client_back"), "value"] > 0
+        for c in range(3):
+            moved = parts.loc[(f"client{c}", "part:server_middle"), "value"] > 0
+            assert moved == middle_moves
