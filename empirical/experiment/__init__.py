@@ -4,6 +4,8 @@
 - :mod:`empirical.experiment.models`: the registry models (``mlp``, ``cnn``) and their parts.
 - :mod:`empirical.experiment.training`: local SGD and FedAvg.
 - :mod:`empirical.experiment.pft`: the PFT variants (soups and split in their own modules).
+- :mod:`empirical.experiment.flexp`: FlexP split personalization (per-client cuts, server
+  modes, alignment, cost accounting; the ``flexp`` variant, docs/flexp.md).
 - :mod:`empirical.experiment.config`: :class:`ExperimentConfig` and the presets.
 - :mod:`empirical.experiment.runner`: :func:`run_experiment` (resumable, atomic writes).
 - :mod:`empirical.experiment.results`: tidy results and summaries.

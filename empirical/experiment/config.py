@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from empirical.experiment.data import SHIFTS, ClientDataConfig
+from empirical.experiment.flexp.config import FlexPConfig
 from empirical.experiment.models import MODEL_REGISTRY, build_model, split_parts
-from empirical.experiment.pft_config import VARIANTS, PFTConfig
+from empirical.experiment.pft_config import ALL_VARIANTS, FLEXP, VARIANTS, PFTConfig
 from empirical.experiment.training import FedAvgConfig, LocalConfig
 
 __all__ = ["LR_VARIANTS", "PRESETS", "STEP_SIZE_LRS", "ExperimentConfig", "make_preset"]
@@ -84,6 +85,8 @@ class ExperimentConfig:
         learning rate (the LP phase and ``lp`` keep ``pft.local.lr``), and the outputs carry an
         ``ft_lr`` column (empty for ``fedavg`` and ``lp``). Variants must be among
         :data:`LR_VARIANTS`.
+    flexp : FlexPConfig
+        Settings of the ``flexp`` variant (recorded in ``config.json`` only when it runs).
     """
 
     preset: str
@@ -95,21 +98,26 @@ class ExperimentConfig:
     variants: tuple[str, ...] = VARIANTS
     shift_units: tuple[str, ...] = ()
     ft_lrs: tuple[float, ...] = ()
+    flexp: FlexPConfig = FlexPConfig()
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_REGISTRY:
             raise ValueError(
                 f"unknown model {self.model!r}; expected one of {sorted(MODEL_REGISTRY)}"
             )
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        unknown = [v for v in self.variants if v not in ALL_VARIANTS]
         if unknown or not self.variants:
             raise ValueError(
-                f"variants must be a non-empty subset of {VARIANTS}, got {list(self.variants)}"
+                f"variants must be a non-empty subset of {ALL_VARIANTS}, got {list(self.variants)}"
             )
         if len(set(self.variants)) != len(self.variants):
             raise ValueError(f"variants has duplicates: {list(self.variants)}")
         n_blocks = len(build_model(self.model, **self.model_kwargs).features)  # type: ignore[arg-type]
         split_parts(n_blocks, self.pft.split_front, self.pft.split_back)
+        if FLEXP in self.variants:
+            from empirical.experiment.flexp.unit import check_flexp
+
+            check_flexp(self.flexp, self.model, self.model_kwargs, self.data)
         self._check_sweeps()
 
     def _check_sweeps(self) -> None:
@@ -148,6 +156,8 @@ class ExperimentConfig:
         for name in ("shift_units", "ft_lrs"):
             if not out[name]:
                 out.pop(name)
+        if FLEXP not in self.variants:
+            out.pop("flexp")
         return json.loads(json.dumps(out))
 
     def shift_data(self) -> list[tuple[str | None, ClientDataConfig]]:
@@ -180,10 +190,21 @@ _PRESET_SHIFTS: dict[str, tuple[str, ...]] = {
     "digits-label": ("label",),
     "digits-combined": ("covariate", "label"),
     "digits-iid": (),
+    "digits-flexp-budgets": ("covariate",),
 }
 # Presets that run several shifts, each on its own clients (ExperimentConfig.shift_units).
 _PRESET_SHIFT_UNITS: dict[str, tuple[str, ...]] = {
     "digits-step-size": ("covariate", "concept"),
+    "digits-flexp": ("covariate", "concept"),
+}
+# FlexP presets: their variants and flexp settings. The budgets (client-side parameters of the
+# default CNN) give the cuts 1:0, 2:0, 2:1, 2:1, 3:0 (docs/flexp.md); quick keeps the first 3.
+_FLEXP_PRESETS: dict[str, tuple[tuple[str, ...], FlexPConfig]] = {
+    "digits-flexp": (("split", FLEXP), FlexPConfig()),
+    "digits-flexp-budgets": (
+        (FLEXP,),
+        FlexPConfig(cuts=(), budgets=(1000.0, 6000.0, 40000.0, 40000.0, 15000.0)),
+    ),
 }
 PRESETS: tuple[str, ...] = (*_PRESET_SHIFTS, *_PRESET_SHIFT_UNITS)
 
@@ -196,6 +217,7 @@ def make_preset(
     variants: Sequence[str] | None = None,
     flood_level: float | None = None,
     shifts: Sequence[str] | None = None,
+    flexp: FlexPConfig | None = None,
 ) -> ExperimentConfig:
     """Build a named preset.
 
@@ -207,6 +229,10 @@ def make_preset(
     concept shift, each on its own clients (``shift_units``); variants ``ft, lp, lpft``; the FT
     learning rate (FT, and LP-FT's FT phase) swept over :data:`STEP_SIZE_LRS` while LP keeps
     lr 0.01. Its ``quick`` version keeps the five learning rates.
+
+    ``digits-flexp`` (covariate and concept shift units; variants ``split, flexp``) and
+    ``digits-flexp-budgets`` (covariate; ``flexp`` with a different parameter budget per
+    client): FlexP split personalization (:mod:`empirical.experiment.flexp`, docs/flexp.md).
 
     Parameters
     ----------
@@ -225,6 +251,8 @@ def make_preset(
     shifts : sequence of str, optional
         For a preset with several shift units: run only these (the sweep's experiment kind
         runs each shift as its own unit). Refused for the other presets.
+    flexp : FlexPConfig, optional
+        Settings of the ``flexp`` variant (default: the preset's; see docs/flexp.md).
 
     Returns
     -------
@@ -243,8 +271,9 @@ def make_preset(
         units = tuple(s for s in units if s in chosen)
     shifts_in_data = _PRESET_SHIFTS.get(name, ())
     lrs = STEP_SIZE_LRS if name == "digits-step-size" else ()
+    flexp_variants, flexp_preset = _FLEXP_PRESETS.get(name, ((), FlexPConfig()))
     if variants is None:
-        variants = LR_VARIANTS if lrs else VARIANTS
+        variants = flexp_variants or (LR_VARIANTS if lrs else VARIANTS)
     fed_local = LocalConfig(lr=0.1, batch_size=32, momentum=0.9)
     pft_local = LocalConfig(lr=0.01, batch_size=32, momentum=0.9, flood_level=flood_level)
     if quick:
@@ -264,4 +293,12 @@ def make_preset(
         variants=tuple(variants),
         shift_units=units,
         ft_lrs=lrs,
+        flexp=_fit_budgets(flexp or flexp_preset, data.n_clients),
     )
+
+
+def _fit_budgets(flexp: FlexPConfig, n_clients: int) -> FlexPConfig:
+    """A preset's per-client budgets cut to the first ``n_clients`` (quick has fewer)."""
+    if len(flexp.budgets) > n_clients and flexp == _FLEXP_PRESETS["digits-flexp-budgets"][1]:
+        return dataclasses.replace(flexp, budgets=flexp.budgets[:n_clients])
+    return flexp

@@ -10,9 +10,13 @@ from torch import nn
 
 from empirical.experiment.training import LocalConfig
 
-__all__ = ["VARIANTS", "EpochCallback", "PFTConfig", "sgd"]
+__all__ = ["ALL_VARIANTS", "FLEXP", "VARIANTS", "EpochCallback", "PFTConfig", "sgd"]
 
 VARIANTS: tuple[str, ...] = ("ft", "lp", "lpft", "proximal", "sparse", "soup", "lss", "split")
+# FlexP trains all clients of a seed together (empirical.experiment.flexp), so it is not a
+# per-client ``personalize`` variant; experiments accept it beside VARIANTS.
+FLEXP = "flexp"
+ALL_VARIANTS: tuple[str, ...] = (*VARIANTS, FLEXP)
 
 # Called after every fine-tuning epoch e = 1..epochs with the current personalized model.
 EpochCallback = Callable[[int, nn.Module], None]

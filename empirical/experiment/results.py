@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from empirical.experiment.pft import VARIANTS
+from empirical.experiment.pft_config import ALL_VARIANTS
 from feddistort_io import atomic_write_text
 
 __all__ = [
@@ -149,7 +149,7 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         sweep one row per variant and FT learning rate.
     """
     cols = ["Local", "Global", "C-Std", "Worst", "Average"]
-    order = {v: i for i, v in enumerate([BASELINE, *VARIANTS])}
+    order = {v: i for i, v in enumerate([BASELINE, *ALL_VARIANTS])}
     blocks = [k for k in ("preset", "shift") if k in summary]
     rows = [k for k in ("variant", "ft_lr") if k in summary]
     lines: list[str] = []

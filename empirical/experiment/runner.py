@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from empirical.experiment.config import ExperimentConfig
 from empirical.experiment.data import ClientData, make_clients
+from empirical.experiment.flexp.unit import run_flexp_unit
 from empirical.experiment.pft import VARIANTS, EpochCallback, personalize
+from empirical.experiment.pft_config import ALL_VARIANTS, FLEXP
 from empirical.experiment.results import BASELINE, write_outputs
 from empirical.experiment.resume import ensure_inputs, inputs_state, tensor_bytes, unit_check
 from empirical.experiment.store import Unit, checked_write, seed_path, write_record
@@ -51,7 +53,7 @@ def _prepare_out(config: ExperimentConfig, out: Path, seeds: list[int]) -> None:
             )
     record = dict(current)
     record["seeds"] = sorted(set(done_seeds) | set(seeds))
-    record["variants"] = [v for v in VARIANTS if v in set(done_variants) | set(config.variants)]
+    record["variants"] = [v for v in ALL_VARIANTS if v in set(done_variants) | set(config.variants)]
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     spec = model_json(config.model, config.model_kwargs, config.parts)  # schema version 2
     atomic_write_text(out / "checkpoints" / "model.json", json.dumps(spec, indent=2) + "\n")
@@ -148,6 +150,12 @@ def _run_unit(
     hashes: dict[Path, str] = {}
     base = _row_key(config, unit)
     ckpt = seed_path(out, "checkpoints", unit.shift, unit.seed) / unit.tag
+    if unit.variant == FLEXP:  # all clients together (empirical.experiment.flexp.unit)
+        run_flexp_unit(config=config.flexp, pft=config.pft, model_name=config.model,
+                       model_kwargs=config.model_kwargs, out=out, unit=unit, clients=clients,
+                       global_model=global_model, evaluator=evaluator, inputs=inputs, base=base,
+                       progress=bar.update)  # fmt: skip
+        return
     for c, cd in enumerate(clients):
         key = {**base, "client": c}
 

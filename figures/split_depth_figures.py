@@ -1,0 +1,189 @@
+"""The ``split-depth`` figure: FlexP split depth and alignment, digits beside the linear model.
+
+Real (digits, :mod:`empirical.experiment.flexp.study`): local and global accuracy, Delta_c at
+the penultimate layer and at the first cut, against the number of client blocks of the cut,
+per server mode and beta; the client cost of each cut. Linear model analogue: the client
+fine-tunes the head V and only the first ``r`` of the ``k`` rows of B (its "share"), with the
+``align`` penalty ``beta E||(B - B_0) x||^2`` (gradient descent from the FedAvg model).
+
+Not registered in :mod:`figures.registry` yet (``_load`` must import this module); build it
+with :func:`split_depth_data` and :func:`split_depth_plot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from figures._style import draw, finish, new_figure, tidy
+from figures.registry import FigureSpec, Settings
+
+Row = dict[str, Any]
+REAL_METRICS = (("local", "local accuracy (%)"), ("global", "global accuracy, others (%)"),
+                ("delta", "Δ_c penultimate (l2)"),
+                ("delta_cut", "Δ_c at the first cut (l2)"))  # fmt: skip
+LINEAR_METRICS = (("local_loss", "local loss (sq. error)"),
+                  ("global_loss_others", "global loss, others (sq. error)"),
+                  ("delta_l2", "Δ = E‖(B − B0)x‖"))  # fmt: skip
+
+
+def split_depth_settings(quick: bool) -> Settings:
+    """Digits: 2 shifts, cuts 1:0, 1:1, 2:1, beta 0/0.25/1, both modes; linear: rows 2/4/7."""
+    return {
+        "d": 16, "m": 3, "C": 4, "covariate": "overlap", "rho": 0.5, "eps": 0.3, "lam": 1.0,
+        "eta": 0.05, "steps": 20, "seeds": [0, 1] if quick else [0, 1, 2],
+        "rows": [2, 4, 7], "linear_betas": [0.0, 0.5, 2.0],
+        "shifts": ["covariate", "concept"], "real_seeds": [0] if quick else [0, 1, 2],
+        "cuts": ["1:0", "1:1", "2:1"], "betas": [0.0, 0.25, 1.0],
+        "modes": ["frozen", "shared"], "real_quick": quick, "real_epochs": None,
+        "real_rounds": None,
+    }  # fmt: skip
+
+
+def _linear_rows(settings: Mapping[str, Any]) -> list[Row]:
+    from synthetic import SimConfig, client_objectives, expand_grid
+    from synthetic.methods import Hyper, gradient_descent
+    from synthetic.metrics import run_metrics
+    from synthetic.problem import draw_problem, stack_problems
+    from synthetic.simulation import clients_of, global_model_of
+
+    keys = ("d", "m", "C", "covariate", "rho", "eps", "lam", "eta", "steps")
+    base = SimConfig(**{k: settings[k] for k in keys})
+    configs = expand_grid(base, {"seed": list(settings["seeds"])})
+    problem = stack_problems([draw_problem(c) for c in configs])
+    clients = clients_of(configs[0])
+    v0, b0 = global_model_of(configs, problem)
+    sigma = np.array([c.sigma for c in configs])
+    objective = client_objectives(problem, clients, sigma)
+    k = b0.shape[-2]
+    rows: list[Row] = []
+    for r in settings["rows"]:
+        mask_b = np.zeros(b0.shape[-2:])
+        mask_b[: int(r)] = 1.0
+        for beta in settings["linear_betas"]:
+            hp = Hyper(base.eta, base.steps, base.loss_scale, beta=float(beta))
+            fit = gradient_descent(v0[:, None, :], b0[:, None], objective, hp,
+                                   mask=(np.ones(k), mask_b))  # fmt: skip
+            out = run_metrics(problem, clients, fit.V, fit.B, v0, b0, base.loss_scale,
+                              [m for m, _ in LINEAR_METRICS])  # fmt: skip
+            for metric, _ in LINEAR_METRICS:
+                rows.append({"panel": f"linear-{metric}", "series": f"align β={beta:g}",
+                             "kind": "line", "x": int(r) / k,
+                             "y": float(np.mean(out[metric]))})  # fmt: skip
+    return rows
+
+
+def _real_frame(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
+    from empirical.experiment.flexp.study import StudyConfig, split_depth_study
+
+    study = StudyConfig(shifts=tuple(settings["shifts"]), seeds=tuple(settings["real_seeds"]),
+                        cuts=tuple(settings["cuts"]), betas=tuple(settings["betas"]),
+                        modes=tuple(settings["modes"]), quick=bool(settings["real_quick"]),
+                        epochs=settings["real_epochs"],
+                        fedavg_rounds=settings.get("real_rounds"))  # fmt: skip
+    cache = workdir / "split_depth_study.csv"
+    if cache.exists():
+        frame = pd.read_csv(cache)
+        if _matches(frame, study):
+            return frame
+    frame = split_depth_study(study)
+    workdir.mkdir(parents=True, exist_ok=True)
+    from feddistort_io import atomic_write_text
+
+    atomic_write_text(cache, frame.to_csv(index=False))
+    return frame
+
+
+def _matches(frame: pd.DataFrame, study: Any) -> bool:
+    """Whether a cached study table holds exactly the study's grid."""
+    grid = {"shift": study.shifts, "seed": study.seeds, "cut": study.cuts, "beta": study.betas,
+            "mode": study.modes}  # fmt: skip
+    return all(sorted(frame[k].unique().tolist()) == sorted(v) for k, v in grid.items())
+
+
+def split_depth_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
+    """Tidy plot rows: per-shift real panels, the cost panel and the linear panels.
+
+    Real values are means over seeds and clients (accuracies in %); ``lo``/``hi`` are the
+    min/max over seeds of the client means.
+    """
+    frame = _real_frame(settings, workdir)
+    rows: list[Row] = []
+    keys = ["shift", "mode", "beta", "client_blocks", "cut", "metric"]
+    per_seed = frame.groupby([*keys, "seed"])["value"].mean().reset_index()
+    agg = per_seed.groupby(keys)["value"].agg(["mean", "min", "max"]).reset_index()
+    for _, r in agg.iterrows():
+        if r["metric"] not in dict(REAL_METRICS):
+            continue
+        scale = 100.0 if r["metric"] in ("local", "global") else 1.0
+        rows.append({"panel": f"{r['shift']}-{r['metric']}",
+                     "series": f"{r['mode']} β={r['beta']:g}", "kind": "line",
+                     "x": int(r["client_blocks"]), "y": scale * r["mean"],
+                     "lo": scale * r["min"], "hi": scale * r["max"], "cut": r["cut"]})  # fmt: skip
+    cost = frame[frame["metric"].isin(["client_params", "client_flops"])]
+    cost = cost.groupby(["client_blocks", "cut", "metric"])["value"].first().reset_index()
+    for _, r in cost.iterrows():
+        label = {"client_params": "parameters", "client_flops": "FLOPs / sample (fwd+bwd)"}
+        rows.append({"panel": "cost", "series": label[r["metric"]], "kind": "line",
+                     "x": int(r["client_blocks"]), "y": float(r["value"]),
+                     "cut": r["cut"]})  # fmt: skip
+    rows += _linear_rows(settings)
+    return tidy(rows)
+
+
+def _colors(data: pd.DataFrame) -> dict[str, str]:
+    hues = {"frozen": ["#023858", "#0570b0", "#74a9cf"],
+            "shared": ["#7f2704", "#d94801", "#fd8d3c"],
+            "align": ["#000000", "#636363", "#bdbdbd"]}  # fmt: skip
+    out: dict[str, str] = {}
+    for head, shades in hues.items():
+        names = sorted({s for s in data["series"] if str(s).startswith(head)})
+        out |= {n: shades[i % len(shades)] for i, n in enumerate(names)}
+    out |= {"parameters": "#029e73", "FLOPs / sample (fwd+bwd)": "#cc78bc"}
+    return out
+
+
+def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    """Twelve panels: 2 shifts x 4 digits metrics, client cost, 3 linear-model metrics."""
+    fig, axes = new_figure(ax, 12, ncols=4, size=3.0)
+    colors = _colors(data)
+    shifts = [p.split("-")[0] for p in data["panel"].unique() if p.endswith("-local")]
+    specs: list[tuple[str, str, str, str]] = []
+    for shift in sorted(shifts)[:2]:
+        specs += [(f"{shift}-{m}", f"digits {shift}: {m}", "client blocks (cut front+back)",
+                   label) for m, label in REAL_METRICS]  # fmt: skip
+    specs.append(("cost", "client cost per sample", "client blocks", "count"))
+    specs += [(f"linear-{m}", f"linear model: {m}", "client share of B's rows (r/k)", label)
+              for m, label in LINEAR_METRICS]  # fmt: skip
+    for axis, (panel, title, xlabel, ylabel) in zip(axes, specs, strict=False):
+        draw(axis, data, panel, colors)
+        finish(axis, title, xlabel, ylabel)
+        if panel == "cost":
+            axis.set_yscale("log")
+    fig.suptitle("Split depth and alignment: digits (FlexP variant) and the linear model")
+    return fig
+
+
+SPEC = FigureSpec(
+    name="split-depth",
+    caption=(
+        "FlexP-style split personalization against the client's share of the network. "
+        "Digits (digits-flexp preset, quick: 3 clients, 10 FedAvg rounds, 3 epochs; every "
+        "client with the same cut 1:0, 1:1 or 2:1, i.e. 1, 2 or 3 client blocks): local and "
+        "global (other clients) accuracy, Delta_c of the penultimate features and at the first "
+        "cut, for each server mode (frozen middle or one shared middle) and alignment strength "
+        "beta (0 = no alignment); lines are means over seeds and clients, bands the range over "
+        "seeds. Cost: client-side parameters and FLOPs per sample of each cut. Linear model: "
+        "gradient descent on the head and the first r of the k rows of B with the align "
+        "penalty beta, against r/k; means over seeds and clients."
+    ),
+    settings=split_depth_settings,
+    data=split_depth_data,
+    plot=split_depth_plot,
+)
