@@ -30,8 +30,10 @@ PALETTE: tuple[str, ...] = (
     "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9",
 )  # fmt: skip
 MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
-COLUMNS: tuple[str, ...] = ("panel", "series", "kind", "x", "y", "lo", "hi")
-KINDS: tuple[str, ...] = ("line", "marker", "dashed")
+COLUMNS: tuple[str, ...] = ("panel", "series", "kind", "x", "y", "y_lo", "y_hi")
+# ``sample`` rows are not drawn: the per-seed data behind a panel's trend records.
+KINDS: tuple[str, ...] = ("line", "marker", "dashed", "sample")
+_LEGACY = {"lo": "y_lo", "hi": "y_hi"}
 DECIMALS = 10
 DPI = 200  # PNG resolution of the written figures
 
@@ -65,7 +67,7 @@ METHOD_STYLE: dict[str, MethodStyle] = {
     "lpft-flood": MethodStyle("#000000", "D", "LP-FT + flooding", hollow=True, dashes=True),
 }
 _ALIASES = {"lp-ft": "lpft", "ft+flood": "ft-flood", "lp-ft+flood": "lpft-flood"}
-_ROLES = ("theory", "sim", "simulation")
+_ROLES = ("theory", "sim", "simulation", "matched")
 
 _RC: dict[str, Any] = {
     "font.size": 9,
@@ -144,7 +146,8 @@ def series_styles(
     dict of str to dict
         ``{"color", "marker", "hollow", "dashes"}`` per series, in order of appearance.
     """
-    names = list(dict.fromkeys(data.loc[data["panel"] == panel, "series"].astype(str)))
+    shown = (data["panel"] == panel) & (data["kind"] != "sample")
+    names = list(dict.fromkeys(data.loc[shown, "series"].astype(str)))
     qualifiers: dict[str, list[str]] = {}
     for name in names:
         method, qualifier = series_method(name)
@@ -177,14 +180,19 @@ def tidy(rows: Sequence[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     rows : sequence of dict or DataFrame
-        Rows with at least ``panel, series, kind, x, y`` (``lo``, ``hi`` optional).
+        Rows with at least ``panel, series, kind, x, y`` (``y_lo``, ``y_hi`` optional; ``lo``
+        and ``hi`` are accepted for them).
 
     Returns
     -------
     DataFrame
     """
     frame = pd.DataFrame(rows).copy()
-    for col in ("lo", "hi"):
+    for old, new in _LEGACY.items():
+        if old in frame:
+            frame[new] = frame[old] if new not in frame else frame[new].fillna(frame[old])
+            frame = frame.drop(columns=old)
+    for col in ("y_lo", "y_hi"):
         if col not in frame:
             frame[col] = np.nan
     missing = [c for c in COLUMNS if c not in frame]
@@ -267,6 +275,7 @@ def draw(
     labels : dict, optional
         Series -> legend label (``""`` hides it from the legend).
     """
+    data = data[data["kind"] != "sample"]
     rows = data[data["panel"] == panel]
     styles = series_styles(data, panel, colors)
     covered = {c.series: c for c in coincident_series(data, panel)}
@@ -286,8 +295,8 @@ def draw(
         if hollow:
             marker_kw |= {"markerfacecolor": "none", "markeredgewidth": 1.4}
         if kind == "marker":
-            lo = block["lo"].to_numpy(dtype=float)
-            hi = block["hi"].to_numpy(dtype=float)
+            lo = block["y_lo"].to_numpy(dtype=float)
+            hi = block["y_hi"].to_numpy(dtype=float)
             if np.all(np.isnan(lo)):
                 (line,) = ax.plot(x, y, ls="none", zorder=3, **marker_kw)
             else:
@@ -359,7 +368,8 @@ def plotted_lines(fig: Figure) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def expected_lines(data: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The series a plot of ``data`` must contain: ``"panel|series"`` -> (x, y)."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for (panel, series), block in data.groupby(["panel", "series"], sort=False):
+    shown = data[data["kind"] != "sample"]
+    for (panel, series), block in shown.groupby(["panel", "series"], sort=False):
         out[f"{panel}|{series}"] = (
             block["x"].to_numpy(dtype=float),
             block["y"].to_numpy(dtype=float),

@@ -1,0 +1,148 @@
+"""Trend records: recomputed from each figure's CSV (not from the caption's English)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from feddistort.cli import main
+from figures._trend import N_BOOT, Trend, within_group_spearman
+from figures.registry import figure_names, get_figure
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+TREND_FIGURES = [n for n in figure_names() if get_figure(n).trends is not None]
+
+
+def _recompute_spearman(samples: pd.DataFrame, group: str) -> tuple[float, float, float]:
+    """Loop version of the documented statistic (scipy's spearmanr, one draw at a time)."""
+    seeds = sorted(samples["seed"].unique())
+    draws = np.random.default_rng(0).integers(0, len(seeds), size=(N_BOOT, len(seeds)))
+    cubes = []
+    for _, block in samples.groupby(group):
+        wide_x = block.pivot(index="series", columns="seed", values="x")[seeds].to_numpy()
+        wide_y = block.pivot(index="series", columns="seed", values="y")[seeds].to_numpy()
+        cubes.append((wide_x, wide_y))
+
+    def stat(chosen: np.ndarray) -> float:
+        rhos = []
+        for wide_x, wide_y in cubes:
+            x, y = wide_x[:, chosen].mean(axis=1), wide_y[:, chosen].mean(axis=1)
+            if np.ptp(x) > 0 and np.ptp(y) > 0:
+                rhos.append(spearmanr(x, y).statistic)
+        return float(np.mean(rhos)) if rhos else np.nan
+
+    value = stat(np.arange(len(seeds)))
+    boot = np.array([stat(d) for d in draws])
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+    return value, float(lo), float(hi)
+
+
+def _mismatches(data: pd.DataFrame, records: list[dict]) -> list[str]:
+    """Records that disagree with a recomputation from the CSV rows."""
+    bad = []
+    for rec in records:
+        samples = data[(data["panel"] == rec["panel"]) & (data["kind"] == "sample")]
+        if rec["statistic"] != "spearman_within_lam":
+            continue
+        group = "lam" if samples["lam"].notna().any() else "group"
+        value, lo, hi = _recompute_spearman(samples, group)
+        sign = 1 if lo > 0 else -1 if hi < 0 else 0
+        got = (rec["value"], rec["lo"], rec["hi"])
+        if not np.allclose(got, (value, lo, hi), atol=1e-9) or rec["sign"] != sign:
+            bad.append(f"{rec['panel']}: record {got} sign {rec['sign']}, data "
+                       f"{(value, lo, hi)} sign {sign}")  # fmt: skip
+    return bad
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trends")
+    assert main(["figures", "--quick", "--no-progress", "--out", str(out),
+                 "--only", *TREND_FIGURES]) == 0  # fmt: skip
+    return out
+
+
+def _load(out: Path, name: str) -> tuple[pd.DataFrame, dict]:
+    entry = json.loads((out / "manifest.json").read_text())["figures"][name]
+    return pd.read_csv(out / f"{name}.csv"), entry
+
+
+def test_within_group_spearman_hand_cases():
+    items = ["a", "b", "c"]
+    rows = []
+    for seed in (0, 1):
+        for i, item in enumerate(items):
+            rows.append({"lam": 1.0, "series": item, "seed": seed, "x": i, "y": 10 * i})
+            rows.append({"lam": 2.0, "series": item, "seed": seed, "x": i, "y": -i})
+    value, lo, hi, n = within_group_spearman(pd.DataFrame(rows), item="series")
+    assert n == 2
+    assert value == pytest.approx(0.0)  # +1 at lam 1, -1 at lam 2: equal weight
+    assert lo == pytest.approx(0.0)
+    assert hi == pytest.approx(0.0)
+    one = pd.DataFrame([r for r in rows if r["lam"] == 2.0])
+    assert within_group_spearman(one, item="series")[0] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="one row per"):
+        within_group_spearman(pd.concat([one, one.iloc[:1]]), item="series")
+
+
+def test_trend_figures_exist():
+    assert "distortion" in TREND_FIGURES
+
+
+@pytest.mark.slow
+def test_distortion_shows_every_method_in_every_panel(built):
+    data, _ = _load(built, "distortion")
+    syn = {"ft", "lp", "lpft", "proximal", "sparse", "align"}
+    real = {"ft", "lp", "lpft", "proximal", "sparse", "soup", "lss", "split"}
+    for panel in ("syn-delta", "syn-fro", "syn-path"):
+        assert set(data.loc[data["panel"] == panel, "series"]) == syn, panel
+    for panel in ("real-delta", "real-cka", "real-path"):
+        assert set(data.loc[data["panel"] == panel, "series"]) == real, panel
+    markers = data[data["kind"] == "marker"]
+    assert {"y_lo", "y_hi", "n_seeds"} <= set(data.columns)
+    assert (markers["y_lo"] <= markers["y"] + 1e-12).all()
+    assert (markers["n_seeds"] >= 2).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TREND_FIGURES)
+def test_trend_records_match_the_csv(built, name):
+    data, entry = _load(built, name)
+    records = entry["trends"]
+    assert records, name
+    assert _mismatches(data, records) == []
+    # The caption is rendered from these records (NaN is stored as null).
+    nan = float("nan")
+    back = [Trend(**{k: nan if v is None else v for k, v in r.items()}) for r in records]
+    assert entry["caption"] == get_figure(name).render_caption(back)
+
+
+@pytest.mark.slow
+def test_tampered_csv_is_caught(built):
+    data, entry = _load(built, "distortion")
+    tampered = data.copy()
+    rows = (tampered["panel"] == "syn-delta") & (tampered["kind"] == "sample")
+    tampered.loc[rows, "y"] = -tampered.loc[rows, "y"]
+    assert _mismatches(tampered, entry["trends"])
+
+
+@pytest.mark.slow
+def test_readme_direction_matches_the_data(built):
+    _, entry = _load(built, "distortion")
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("![distortion]") :].split("\n\n")[0]
+    signs = {r["panel"]: r["sign"] for r in entry["trends"]}
+    stated = dict(re.findall(r"`(syn-[a-z]+|real-[a-z]+)`[^`]*?rho = (-?[0-9.]+)", block))
+    assert stated, "README states no direction for the distortion figure"
+    for panel, value in stated.items():
+        assert np.sign(float(value)) == signs[panel] or signs[panel] == 0, panel
