@@ -38,6 +38,10 @@ class Trend:
     subject : str
         What is compared (``"Δ vs drop"``, ``"LP-FT − FT at flood 0.5"``).
     n_seeds : int
+    series, versus : str
+        For ``difference``: the sample series ``series - versus``.
+    at : float
+        For ``difference``: the x value (sample rows) where they are compared.
     """
 
     panel: str
@@ -48,11 +52,14 @@ class Trend:
     sign: int
     subject: str = ""
     n_seeds: int = 0
+    series: str = ""
+    versus: str = ""
+    at: float = float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record (NaN as None)."""
         out = asdict(self)
-        for key in ("value", "lo", "hi"):
+        for key in ("value", "lo", "hi", "at"):
             out[key] = None if not np.isfinite(out[key]) else float(out[key])
         return out
 
@@ -158,11 +165,19 @@ def paired_difference(a: pd.Series, b: pd.Series) -> tuple[float, float, float, 
     return float(diff.mean()), float(diff.min()), float(diff.max()), int(diff.size)
 
 
-def difference_trend(panel: str, a: pd.Series, b: pd.Series, subject: str) -> Trend:
-    """:func:`paired_difference` as a :class:`Trend` (sign 0: a tie within the seed spread)."""
+def difference_trend(
+    panel: str, samples: pd.DataFrame, series: str, versus: str, at: float, subject: str
+) -> Trend:
+    """Paired difference ``series - versus`` of a panel's sample rows at ``x == at``.
+
+    Sign 0 is a tie: the range over seeds holds 0 (or there is a single seed).
+    """
+    rows = samples[np.isclose(samples["x"].to_numpy(dtype=float), at)]
+    a = rows[rows["series"] == series].set_index("seed")["y"]
+    b = rows[rows["series"] == versus].set_index("seed")["y"]
     value, lo, hi, n = paired_difference(a, b)
     sign = interval_sign(lo, hi) if n > 1 else 0
-    return Trend(panel, "difference", value, lo, hi, sign, subject, n)
+    return Trend(panel, "difference", value, lo, hi, sign, subject, n, series, versus, at)
 
 
 def samples_of(data: pd.DataFrame, panel: str) -> pd.DataFrame:

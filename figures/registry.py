@@ -71,6 +71,7 @@ REGISTRY: dict[str, FigureSpec] = {}
 # Display order (the theory first, then the PFT comparisons).
 ORDER: tuple[str, ...] = (
     "lemma-4.3", "thm-4.4", "thm-4.5", "kumar", "tradeoff", "distortion", "flooding",
+    "frontier",
 )  # fmt: skip
 
 
@@ -100,6 +101,7 @@ def get_figure(name: str) -> FigureSpec:
 def _load() -> None:
     """Import the modules that register figures (once)."""
     import figures.distortion_figures  # noqa: F401
+    import figures.frontier_figures  # noqa: F401
     import figures.kumar_figures  # noqa: F401
     import figures.pft_figures  # noqa: F401
     import figures.theory_figures  # noqa: F401

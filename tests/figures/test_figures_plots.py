@@ -18,7 +18,7 @@ from figures._style import expected_lines, plotted_lines, tidy
 from figures.registry import figure_names, get_figure
 
 THEORY = ["lemma-4.3", "thm-4.4", "thm-4.5", "kumar"]
-PFT = ["tradeoff", "distortion", "flooding"]
+PFT = ["tradeoff", "distortion", "flooding", "frontier"]
 
 
 @pytest.fixture(autouse=True)

@@ -52,8 +52,18 @@ def _mismatches(data: pd.DataFrame, records: list[dict]) -> list[str]:
     bad = []
     for rec in records:
         samples = data[(data["panel"] == rec["panel"]) & (data["kind"] == "sample")]
-        if rec["statistic"] != "spearman_within_lam":
+        if rec["statistic"] == "difference":
+            at = samples[np.isclose(samples["x"], rec["at"])]
+            a = at[at["series"] == rec["series"]].set_index("seed")["y"]
+            b = at[at["series"] == rec["versus"]].set_index("seed")["y"]
+            diff = (a - b).dropna()
+            want = (diff.mean(), diff.min(), diff.max())
+            sign = (1 if want[1] > 0 else -1 if want[2] < 0 else 0) if diff.size > 1 else 0
+            got = (rec["value"], rec["lo"], rec["hi"])
+            if diff.empty or not np.allclose(got, want, atol=1e-9) or rec["sign"] != sign:
+                bad.append(f"{rec['subject']}: record {got} sign {rec['sign']}, data {want}")
             continue
+        assert rec["statistic"] == "spearman_within_lam", rec
         group = "lam" if samples["lam"].notna().any() else "group"
         value, lo, hi = _recompute_spearman(samples, group)
         sign = 1 if lo > 0 else -1 if hi < 0 else 0
@@ -96,7 +106,7 @@ def test_within_group_spearman_hand_cases():
 
 
 def test_trend_figures_exist():
-    assert "distortion" in TREND_FIGURES
+    assert {"distortion", "frontier"} <= set(TREND_FIGURES)
 
 
 @pytest.mark.slow
@@ -146,3 +156,24 @@ def test_readme_direction_matches_the_data(built):
     assert stated, "README states no direction for the distortion figure"
     for panel, value in stated.items():
         assert np.sign(float(value)) == signs[panel] or signs[panel] == 0, panel
+
+
+@pytest.mark.slow
+def test_frontier_points_are_the_matched_frontier(built):
+    data, _ = _load(built, "frontier")
+    assert set(data["panel"]) == {"syn-frontier", "real-frontier"}
+    syn = data[(data["panel"] == "syn-frontier") & (data["kind"] == "sample")]
+    levels = sorted(syn["x"].unique())
+    # Recompute from the plotted traces' source: the samples are per-seed matched values.
+    marks = data[(data["panel"] == "syn-frontier") & (data["kind"] == "marker")]
+    for _, r in marks.iterrows():
+        seeds = syn[(syn["series"] == r["series"].removesuffix(" matched"))
+                    & np.isclose(syn["x"], r["x"])]["y"]  # fmt: skip
+        assert r["y"] == pytest.approx(seeds.mean())
+        assert r["y_lo"] == pytest.approx(seeds.min())
+    assert len(levels) == 5
+    lines = data[(data["panel"] == "syn-frontier") & (data["kind"] == "line")]
+    for series in set(marks["series"].str.removesuffix(" matched")):
+        trace = lines[lines["series"] == series]["x"]
+        assert trace.min() - 1e-9 <= levels[0], series
+        assert levels[-1] <= trace.max() + 1e-9, series
