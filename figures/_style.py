@@ -129,8 +129,9 @@ def _shade(color: str, index: int, count: int) -> str:
 
 
 def series_styles(
-    data: pd.DataFrame, panel: str, colors: dict[str, str] | None = None
-) -> dict[str, dict[str, Any]]:
+    data: pd.DataFrame, panel: str, colors: dict[str, str] | None = None,
+    markers: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Colour and marker of each series of one panel (method series from the table).
 
     Parameters
@@ -140,6 +141,9 @@ def series_styles(
     panel : str
     colors : dict, optional
         Series -> colour for the series that are not a method's.
+    markers : dict, optional
+        Series -> marker for the series that are not a method's (so that one category keeps
+        its marker in every panel).
 
     Returns
     -------
@@ -160,7 +164,8 @@ def series_styles(
         method, qualifier = series_method(name)
         if method is None:
             color = (colors or {}).get(name, PALETTE[index % len(PALETTE)])
-            out[name] = {"color": color, "marker": MARKERS[index % len(MARKERS)],
+            marker = (markers or {}).get(name, MARKERS[index % len(MARKERS)])
+            out[name] = {"color": color, "marker": marker,
                          "hollow": False, "dashes": False}  # fmt: skip
             continue
         style = METHOD_STYLE[method]
@@ -254,6 +259,7 @@ def draw(
     panel: str,
     colors: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
+    markers: dict[str, str] | None = None,
 ) -> None:
     """Draw every series of one panel (line, markers with intervals, or dashed line).
 
@@ -274,10 +280,12 @@ def draw(
         Series -> colour for series that are not a method's; otherwise the palette in order.
     labels : dict, optional
         Series -> legend label (``""`` hides it from the legend).
+    markers : dict, optional
+        Series -> marker for series that are not a method's.
     """
     data = data[data["kind"] != "sample"]
     rows = data[data["panel"] == panel]
-    styles = series_styles(data, panel, colors)
+    styles = series_styles(data, panel, colors, markers)
     covered = {c.series: c for c in coincident_series(data, panel)}
     for series, block in rows.groupby("series", sort=False):
         name = str(series)

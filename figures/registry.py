@@ -105,3 +105,4 @@ def _load() -> None:
     import figures.kumar_figures  # noqa: F401
     import figures.pft_figures  # noqa: F401
     import figures.theory_figures  # noqa: F401
+    import figures.thm45_figures  # noqa: F401
