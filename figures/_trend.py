@@ -170,9 +170,12 @@ def difference_trend(
 ) -> Trend:
     """Paired difference ``series - versus`` of a panel's sample rows at ``x == at``.
 
-    Sign 0 is a tie: the range over seeds holds 0 (or there is a single seed).
+    ``at`` NaN compares every row of each series (one per seed). Sign 0 is a tie: the range
+    over seeds holds 0 (or there is a single seed).
     """
-    rows = samples[np.isclose(samples["x"].to_numpy(dtype=float), at)]
+    if np.isfinite(at):
+        samples = samples[np.isclose(samples["x"].to_numpy(dtype=float), at)]
+    rows = samples
     a = rows[rows["series"] == series].set_index("seed")["y"]
     b = rows[rows["series"] == versus].set_index("seed")["y"]
     value, lo, hi, n = paired_difference(a, b)
@@ -207,3 +210,8 @@ def describe_difference(t: Trend, unit: str = "") -> str:
         verdict = {1: "higher", -1: "lower", 0: "a tie (the seed range holds 0)"}[t.sign]
     return (f"{t.subject}: {fmt(t.value)}{unit} (range over {t.n_seeds} seeds "
             f"[{fmt(t.lo)}, {fmt(t.hi)}]): {verdict}")  # fmt: skip
+
+
+def describe_error(v: float) -> str:
+    """``"within 3e-12 of"`` or, for 0 after the CSV's rounding, ``"equal to 10 decimals to"``."""
+    return "equal to 10 decimals to" if v == 0 else f"within {fmt(v)} of"

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from figures._pft import REAL_VARIANTS, common, real_runs, seeded_grid, syn_base
 from figures._style import draw, finish, new_figure, tidy
-from figures._trend import Trend, describe_difference, difference_trend
+from figures._trend import Trend, describe_difference, difference_trend, fmt
 from figures.registry import FigureSpec, Settings, register
 
 Row = dict[str, Any]
@@ -98,8 +98,8 @@ def frontier_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
 
 
 def frontier_trends(data: pd.DataFrame) -> list[Trend]:
-    """Each method minus FT at the middle matched level, paired over seeds."""
-    out: list[Trend] = []
+    """Each method minus FT at the middle matched level, paired over seeds; FT's end point."""
+    out: list[Trend] = [_endpoint(data)]
     for panel in ("syn-frontier", "real-frontier"):
         samples = data[(data["panel"] == panel) & (data["kind"] == "sample")]
         levels = sorted(samples["x"].unique())
@@ -111,13 +111,28 @@ def frontier_trends(data: pd.DataFrame) -> list[Trend]:
     return out
 
 
+def _endpoint(data: pd.DataFrame) -> Trend:
+    """Linear model: FT's global loss at its lowest local loss minus LP-FT's (seed means)."""
+    lines = data[(data["panel"] == "syn-frontier") & (data["kind"] == "line")]
+    ft = lines[lines["series"] == "ft"]
+    end = ft.loc[ft["x"].idxmin()]
+    lpft = lines[lines["series"] == "lpft"]
+    gap = float(end["y"] - lpft["y"].mean()) if len(lpft) else float("nan")
+    return Trend("syn-frontier", "endpoint_gap", gap, float(end["x"]), float(end["x"]), 0,
+                 "ft end − lpft")  # fmt: skip
+
+
 def frontier_describe(records: list[Trend]) -> str:
     """Caption sentences from the records."""
+    end = next(r for r in records if r.statistic == "endpoint_gap")
+    records = [r for r in records if r.statistic == "difference"]
     syn = "; ".join(describe_difference(t) for t in records if t.panel == "syn-frontier")
     real = "; ".join(describe_difference(t, " points") for t in records
                      if t.panel == "real-frontier")  # fmt: skip
-    return (f"Global metric minus FT's at the middle matched level (loss: higher is worse; "
-            f"accuracy: higher is better): {syn}. {real}.")  # fmt: skip
+    return (f"Linear model: FT at its lowest local loss ({fmt(end.lo)}) minus LP-FT, global "
+            f"loss: {fmt(end.value)}. Global metric minus FT's at the middle matched "
+            f"level (loss: higher is worse; accuracy: higher is better): {syn}. "
+            f"{real}.")  # fmt: skip
 
 
 def frontier_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:

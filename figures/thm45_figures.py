@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from figures._style import PALETTE, draw, finish, new_figure, tidy
-from figures._trend import Trend, fmt
+from figures._trend import Trend, describe_error, fmt
 from figures.registry import FigureSpec, Settings, register
 
 Row = dict[str, Any]
@@ -171,8 +171,7 @@ def thm45_describe(records: list[Trend]) -> str:
                    r.subject == f"{label} sim")  # fmt: skip
         said = (f"λ* = {fmt(star.value)}" if np.isfinite(star.value)
                 else "no λ* inside the one-step range")  # fmt: skip
-        close = ("equals the quartic to the CSV's 10 decimals" if err.value == 0
-                 else f"within {fmt(err.value)} of the quartic")  # fmt: skip
+        close = f"{describe_error(err.value)} the quartic"
         fractions = [r for r in records if r.panel == f"regime-{label}"]
         none = [r.subject for r in fractions if r.value == 0]
         some = [f"{r.subject}: {round(r.value * r.n_seeds)}/{r.n_seeds} mixes"
