@@ -173,7 +173,8 @@ register(
             "path over gradient steps at lambda = 1 (LP and LP-FT leave B unchanged: Delta = "
             "0). Bottom, digits CNN (digits-covariate preset; smaller with --quick): Delta_c and "
             "1 - CKA against the fall of the other clients' accuracy relative to FedAvg (mean, "
-            "range over seeds); (f) each variant's path over fine-tuning epochs."
+            "range over seeds); (f) each variant's path over fine-tuning epochs. Dashed lines "
+            "and open markers lie on an earlier series (the legend says which when entirely)."
         ),
         settings=distortion_settings,
         data=distortion_data,

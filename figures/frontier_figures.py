@@ -159,7 +159,8 @@ register(
             "the other clients' loss against the local loss; LP and LP-FT sit at local loss 0 "
             "(exact probe) and are not matched. (b) Digits CNN (digits-covariate preset; "
             "smaller with --quick): accuracy on the other clients against local accuracy over "
-            "the fine-tuning epochs."
+            "the fine-tuning epochs. Dashed lines and open "
+            "markers lie on an earlier series (the legend says which when entirely)."
         ),
         settings=frontier_settings,
         data=frontier_data,
