@@ -30,8 +30,10 @@ PALETTE: tuple[str, ...] = (
     "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9",
 )  # fmt: skip
 MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
-COLUMNS: tuple[str, ...] = ("panel", "series", "kind", "x", "y", "lo", "hi")
-KINDS: tuple[str, ...] = ("line", "marker", "dashed")
+COLUMNS: tuple[str, ...] = ("panel", "series", "kind", "x", "y", "y_lo", "y_hi")
+# ``sample`` rows are not drawn: the per-seed data behind a panel's trend records.
+KINDS: tuple[str, ...] = ("line", "marker", "dashed", "sample")
+_LEGACY = {"lo": "y_lo", "hi": "y_hi"}
 DECIMALS = 10
 DPI = 200  # PNG resolution of the written figures
 
@@ -65,7 +67,7 @@ METHOD_STYLE: dict[str, MethodStyle] = {
     "lpft-flood": MethodStyle("#000000", "D", "LP-FT + flooding", hollow=True, dashes=True),
 }
 _ALIASES = {"lp-ft": "lpft", "ft+flood": "ft-flood", "lp-ft+flood": "lpft-flood"}
-_ROLES = ("theory", "sim", "simulation")
+_ROLES = ("theory", "sim", "simulation", "matched")
 
 _RC: dict[str, Any] = {
     "font.size": 9,
@@ -127,8 +129,9 @@ def _shade(color: str, index: int, count: int) -> str:
 
 
 def series_styles(
-    data: pd.DataFrame, panel: str, colors: dict[str, str] | None = None
-) -> dict[str, dict[str, Any]]:
+    data: pd.DataFrame, panel: str, colors: dict[str, str] | None = None,
+    markers: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Colour and marker of each series of one panel (method series from the table).
 
     Parameters
@@ -138,13 +141,17 @@ def series_styles(
     panel : str
     colors : dict, optional
         Series -> colour for the series that are not a method's.
+    markers : dict, optional
+        Series -> marker for the series that are not a method's (so that one category keeps
+        its marker in every panel).
 
     Returns
     -------
     dict of str to dict
         ``{"color", "marker", "hollow", "dashes"}`` per series, in order of appearance.
     """
-    names = list(dict.fromkeys(data.loc[data["panel"] == panel, "series"].astype(str)))
+    shown = (data["panel"] == panel) & (data["kind"] != "sample")
+    names = list(dict.fromkeys(data.loc[shown, "series"].astype(str)))
     qualifiers: dict[str, list[str]] = {}
     for name in names:
         method, qualifier = series_method(name)
@@ -157,7 +164,8 @@ def series_styles(
         method, qualifier = series_method(name)
         if method is None:
             color = (colors or {}).get(name, PALETTE[index % len(PALETTE)])
-            out[name] = {"color": color, "marker": MARKERS[index % len(MARKERS)],
+            marker = (markers or {}).get(name, MARKERS[index % len(MARKERS)])
+            out[name] = {"color": color, "marker": marker,
                          "hollow": False, "dashes": False}  # fmt: skip
             continue
         style = METHOD_STYLE[method]
@@ -177,14 +185,19 @@ def tidy(rows: Sequence[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     rows : sequence of dict or DataFrame
-        Rows with at least ``panel, series, kind, x, y`` (``lo``, ``hi`` optional).
+        Rows with at least ``panel, series, kind, x, y`` (``y_lo``, ``y_hi`` optional; ``lo``
+        and ``hi`` are accepted for them).
 
     Returns
     -------
     DataFrame
     """
     frame = pd.DataFrame(rows).copy()
-    for col in ("lo", "hi"):
+    for old, new in _LEGACY.items():
+        if old in frame:
+            frame[new] = frame[old] if new not in frame else frame[new].fillna(frame[old])
+            frame = frame.drop(columns=old)
+    for col in ("y_lo", "y_hi"):
         if col not in frame:
             frame[col] = np.nan
     missing = [c for c in COLUMNS if c not in frame]
@@ -246,6 +259,7 @@ def draw(
     panel: str,
     colors: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
+    markers: dict[str, str] | None = None,
 ) -> None:
     """Draw every series of one panel (line, markers with intervals, or dashed line).
 
@@ -266,9 +280,12 @@ def draw(
         Series -> colour for series that are not a method's; otherwise the palette in order.
     labels : dict, optional
         Series -> legend label (``""`` hides it from the legend).
+    markers : dict, optional
+        Series -> marker for series that are not a method's.
     """
+    data = data[data["kind"] != "sample"]
     rows = data[data["panel"] == panel]
-    styles = series_styles(data, panel, colors)
+    styles = series_styles(data, panel, colors, markers)
     covered = {c.series: c for c in coincident_series(data, panel)}
     for series, block in rows.groupby("series", sort=False):
         name = str(series)
@@ -286,8 +303,8 @@ def draw(
         if hollow:
             marker_kw |= {"markerfacecolor": "none", "markeredgewidth": 1.4}
         if kind == "marker":
-            lo = block["lo"].to_numpy(dtype=float)
-            hi = block["hi"].to_numpy(dtype=float)
+            lo = block["y_lo"].to_numpy(dtype=float)
+            hi = block["y_hi"].to_numpy(dtype=float)
             if np.all(np.isnan(lo)):
                 (line,) = ax.plot(x, y, ls="none", zorder=3, **marker_kw)
             else:
@@ -359,7 +376,8 @@ def plotted_lines(fig: Figure) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def expected_lines(data: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The series a plot of ``data`` must contain: ``"panel|series"`` -> (x, y)."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for (panel, series), block in data.groupby(["panel", "series"], sort=False):
+    shown = data[data["kind"] != "sample"]
+    for (panel, series), block in shown.groupby(["panel", "series"], sort=False):
         out[f"{panel}|{series}"] = (
             block["x"].to_numpy(dtype=float),
             block["y"].to_numpy(dtype=float),

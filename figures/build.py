@@ -110,6 +110,9 @@ def build_figures(
         try:
             with showing_inner_progress(progress):
                 data = spec.data(settings, out / "_work" / spec.name)
+            records = spec.records(data)
+            entry |= {"caption": spec.render_caption(records),
+                      "trends": [r.as_dict() for r in records]}  # fmt: skip
             csv_path = atomic_write_csv(out / f"{spec.name}.csv", data)
             fig = polish(spec.plot(data))
             files = [csv_path]

@@ -12,7 +12,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from figures._style import PALETTE, draw, finish, new_figure, tidy
+from figures._trend import Trend, fmt
 from figures.registry import FigureSpec, Settings, register
+
+NAN = float("nan")
 
 
 def kumar_settings(quick: bool) -> Settings:
@@ -94,18 +97,41 @@ def kumar_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -
     return fig
 
 
+def kumar_trends(data: pd.DataFrame) -> list[Trend]:
+    """Largest values over steps and seeds of each curve, and FT's final values."""
+    out = []
+    for panel, series in (("ood", "LP-FT"), ("ood", "FT"), ("span", "FT: inside rowspace(X)"),
+                          ("span", "FT: outside rowspace(X)")):  # fmt: skip
+        block = data[(data["panel"] == panel) & (data["series"] == series)].sort_values("x")
+        out.append(Trend(panel, "max_over_steps", float(block["y_hi"].max()), NAN, NAN, 0,
+                         series))  # fmt: skip
+        out.append(Trend(panel, "final", float(block["y"].iloc[-1]), NAN, NAN, 0, series))
+    return out
+
+
+def kumar_describe(records: list[Trend]) -> str:
+    """Caption sentences from the records."""
+    get = {(r.subject, r.statistic): fmt(r.value) for r in records}
+    outside = get["FT: outside rowspace(X)", "max_over_steps"]
+    return (f"Computed: LP-FT's OOD loss is at most {get['LP-FT', 'max_over_steps']} over all "
+            f"steps and seeds, FT's ends at {get['FT', 'final']}; FT's change outside "
+            f"rowspace(X) is at most {outside} while inside it ends at "
+            f"{get['FT: inside rowspace(X)', 'final']}.")  # fmt: skip
+
+
 register(
     FigureSpec(
         name="kumar",
         caption=(
             "[KUMAR] with finite samples (n = 10 < d = 30, isotropic inputs, ideal global model). "
-            "(a) The OOD loss ||w*_i - B^T V||^2 along the trajectories: LP-FT stays at 0 "
-            "(Prop. 3.2, perfect features) while FT's does not. (b) FT's feature change "
-            "B_t - B_0 grows inside rowspace(X) and stays exactly 0 outside it (span lemma), "
-            "mean over seeds."
+            "(a) The OOD loss ||w*_i - B^T V||^2 along the FT and LP-FT trajectories (Prop. "
+            "3.2: LP-FT keeps the perfect features). (b) FT's feature change B_t - B_0 inside "
+            "and outside rowspace(X) (span lemma), mean over seeds."
         ),
         settings=kumar_settings,
         data=kumar_data,
         plot=kumar_plot,
+        trends=kumar_trends,
+        describe=kumar_describe,
     )
 )

@@ -1,4 +1,10 @@
-"""PFT comparison figures: tradeoff, distortion and flooding (synthetic beside real)."""
+"""PFT comparison figures: tradeoff and flooding (linear model ``syn-*`` beside digits ``real-*``).
+
+Markers are means over seeds with the range over seeds (``y_lo``, ``y_hi``, ``n_seeds``); the
+per-seed values are ``sample`` rows, from which the captions' comparisons with FT are computed
+(:func:`figures._trend.difference_trend`: a tie when the seed range of the paired difference
+holds 0).
+"""
 
 from __future__ import annotations
 
@@ -6,41 +12,45 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from figures._real import run_real
+from figures._pft import REAL_VARIANTS, common, real_runs, seed_stats, seeded_grid, syn_base
 from figures._style import draw, finish, new_figure, tidy
+from figures._trend import Trend, describe_difference, difference_trend, fmt
 from figures.registry import FigureSpec, Settings, register
 
 Row = dict[str, Any]
 SYN_METHODS = ["global", "ft", "lp", "lpft", "proximal", "sparse", "align"]
-REAL_VARIANTS = ["ft", "lp", "lpft", "proximal", "sparse", "soup", "lss", "split"]
+NAN = float("nan")
 
 
-def _syn_base(settings: Mapping[str, Any]) -> Any:
-    from synthetic import SimConfig
-
-    keys = ("d", "m", "C", "covariate", "rho", "eps", "lam", "eta", "steps")
-    return SimConfig(**{k: settings[k] for k in keys})
-
-
-def _common(quick: bool) -> Settings:
-    return {
-        "d": 16, "m": 3, "C": 4, "covariate": "overlap", "rho": 0.5, "eps": 0.3, "lam": 1.0,
-        "eta": 0.05, "steps": 20, "seeds": [0, 1] if quick else [0, 1, 2],
-        "real_preset": "digits-covariate", "real_seeds": [0] if quick else [0, 1, 2],
-        "real_epochs": 3 if quick else None, "real_quick": quick,
-    }  # fmt: skip
+def _points(per_seed: pd.DataFrame, panel: str, name: str, keys: list[str]) -> list[Row]:
+    """Sample rows (x, y per seed) and marker rows (mean, seed range) of ``keys`` groups."""
+    rows: list[Row] = [{"panel": panel, "series": r[name], "kind": "sample", "x": r["x"],
+                        "y": r["y"], "seed": int(r["seed"])} | {k: r[k] for k in keys}
+                       for _, r in per_seed.iterrows()]  # fmt: skip
+    stats = seed_stats(per_seed, keys, "y")
+    x = per_seed.groupby(keys, sort=False)["x"].mean().reset_index(drop=True)
+    for (_, r), xv in zip(stats.iterrows(), x, strict=True):
+        rows.append({"panel": panel, "series": r[name], "kind": "marker", "x": xv, "y": r["y"],
+                     "y_lo": r["y_lo"], "y_hi": r["y_hi"], "n_seeds": int(r["n_seeds"])}
+                    | {k: r[k] for k in keys})  # fmt: skip
+    return rows
 
 
-def _real_dir(workdir: Path) -> Path:
-    return workdir.parent / "_real"  # shared by the figures that use the same runs
-
-
-def _mean_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    return frame.groupby(keys, sort=False)["value"].mean().unstack("metric").reset_index()
+def _vs_ft(data: pd.DataFrame, panel: str, at: float = NAN, label: str = "") -> list[Trend]:
+    samples = data[(data["panel"] == panel) & (data["kind"] == "sample")]
+    if np.isfinite(at):
+        samples = samples[np.isclose(samples["x"], at)]
+    ft = "FT" if "FT" in set(samples["series"]) else "ft"
+    return [
+        difference_trend(panel, samples, str(s), ft, at, f"{s} − {ft}{label}")
+        for s in dict.fromkeys(samples["series"].astype(str))
+        if s not in (ft, "global")
+    ]
 
 
 # --------------------------------------------------------------------------- tradeoff
@@ -48,35 +58,49 @@ def _mean_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def tradeoff_settings(quick: bool) -> Settings:
     """Synthetic (overlap covariate shift, 20 GD steps) and the quick digits experiment."""
-    return _common(quick) | {"real_variants": REAL_VARIANTS}
+    return common(quick) | {"real_variants": REAL_VARIANTS}
 
 
 def tradeoff_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
-    """Local vs global performance per PFT method: synthetic losses, real accuracies."""
-    from synthetic import expand_grid, simulate
+    """Local vs global performance per PFT method: synthetic losses, real accuracies (%)."""
+    from synthetic import simulate
 
-    sim = simulate(expand_grid(_syn_base(settings), {"seed": list(settings["seeds"])}),
-                   SYN_METHODS, metrics=["local_loss", "global_loss_others"])  # fmt: skip
-    wide = _mean_by(sim, ["method", "metric"])
-    rows: list[Row] = [{"panel": "synthetic", "series": r["method"], "kind": "marker",
-                        "x": r["local_loss"], "y": r["global_loss_others"]}
-                       for _, r in wide.iterrows()]  # fmt: skip
-    metrics, _ = run_real(_real_dir(workdir), settings["real_preset"], settings["real_seeds"],
-                          settings["real_variants"], settings["real_epochs"],
-                          quick=bool(settings["real_quick"]))  # fmt: skip
-    real = _mean_by(metrics, ["variant", "metric"])
-    rows += [{"panel": "real", "series": r["variant"], "kind": "marker", "x": 100 * r["local"],
-              "y": 100 * r["global"]} for _, r in real.iterrows()]  # fmt: skip
-    return tidy(rows)
+    sim = simulate(seeded_grid(syn_base(settings), {}, list(settings["seeds"])), SYN_METHODS,
+                   metrics=["local_loss", "global_loss_others"])  # fmt: skip
+    syn = (sim.groupby(["method", "seed", "metric"], sort=False)["value"].mean()
+           .unstack("metric").reset_index()
+           .rename(columns={"local_loss": "x", "global_loss_others": "y"}))  # fmt: skip
+    rows = _points(syn, "syn-tradeoff", "method", ["method"])
+    metrics, _ = real_runs(settings, workdir, list(settings["real_variants"]))
+    real = (metrics.groupby(["variant", "seed", "metric"], sort=False)["value"].mean()
+            .unstack("metric").reset_index())  # fmt: skip
+    real = real.assign(x=100 * real["local"], y=100 * real["global"])
+    rows += _points(real, "real-tradeoff", "variant", ["variant"])
+    return tidy(rows).drop(columns=["method", "variant"], errors="ignore")
+
+
+def tradeoff_trends(data: pd.DataFrame) -> list[Trend]:
+    """LP-FT minus LP in the linear model; each digits variant minus FT, paired over seeds."""
+    syn = data[(data["panel"] == "syn-tradeoff") & (data["kind"] == "sample")]
+    same = difference_trend("syn-tradeoff", syn, "lpft", "lp", NAN, "lpft − lp")
+    return [same, *_vs_ft(data, "real-tradeoff")]
+
+
+def tradeoff_describe(records: list[Trend]) -> str:
+    """Caption sentences from the records."""
+    syn = [describe_difference(t) for t in records if t.panel == "syn-tradeoff"]
+    real = [describe_difference(t, " points") for t in records if t.panel == "real-tradeoff"]
+    return (f"Computed: (a) other clients' loss, {'; '.join(syn)}. (b) Other clients' accuracy "
+            f"minus FT's: {'; '.join(real)}.")  # fmt: skip
 
 
 def tradeoff_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
     """Local vs global: synthetic (loss, lower is better) and real (accuracy, higher)."""
-    fig, (a, b) = new_figure(ax, 2, size=3.6)
-    draw(a, data, "synthetic")
+    fig, (a, b) = new_figure(ax, 2, size=3.8)
+    draw(a, data, "syn-tradeoff")
     finish(a, "(a) two-layer linear, overlap shift", "local loss (squared error)",
            "global loss, other clients (squared error)")  # fmt: skip
-    draw(b, data, "real")
+    draw(b, data, "real-tradeoff")
     finish(b, "(b) digits CNN, covariate shift", "local accuracy (%)",
            "global accuracy, other clients (%)")  # fmt: skip
     fig.suptitle("Local vs global performance of every PFT method")
@@ -87,122 +111,19 @@ register(
     FigureSpec(
         name="tradeoff",
         caption=(
-            "Local versus global performance of each PFT method (mean over seeds and clients). "
-            "(a) Synthetic two-layer linear model under partial feature overlap: loss, lower is "
-            "better; 'global' is the un-fine-tuned model. (b) Real digits experiment "
+            "Local versus global performance of each PFT method (mean over seeds and clients; "
+            "bars: range over seeds). (a) Synthetic two-layer linear model under partial "
+            "feature overlap: loss, lower is better; 'global' is the un-fine-tuned model. (b) "
+            "Real digits experiment "
             "(digits-covariate preset: 5 clients, 40 FedAvg rounds, 15 fine-tuning epochs; "
-            "--quick: 3 clients, 10 rounds, 3 epochs): accuracy on the other clients' test "
-            "sets in %, higher is better; 'fedavg' is the global model."
+            "--quick: 3 clients, 10 rounds, 3 epochs, 2 seeds): accuracy on the other "
+            "clients' test sets in %, higher is better; 'fedavg' is the global model."
         ),
         settings=tradeoff_settings,
         data=tradeoff_data,
         plot=tradeoff_plot,
-    )
-)
-
-
-# --------------------------------------------------------------------------- distortion
-
-
-def distortion_settings(quick: bool) -> Settings:
-    """Synthetic lambda grid and step grid; the same real runs as ``tradeoff``."""
-    return _common(quick) | {
-        "real_variants": REAL_VARIANTS,
-        "lams": [0.5, 1.0, 2.0] if quick else [0.5, 1.0, 1.5, 2.0],
-        "step_grid": [0, 1, 2, 5, 10, 20] if quick else [0, 1, 2, 5, 10, 20, 40],
-    }
-
-
-def distortion_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
-    """Distortion vs drop in global performance, synthetic and real, and over steps/epochs.
-
-    Drops: synthetic ``global_loss_others(method) - global_loss_others(global)`` (squared
-    error); real ``global(fedavg) - global(variant)`` (accuracy points).
-    """
-    from synthetic import expand_grid, simulate
-
-    metrics_syn = ["global_loss_others", "delta_l2", "feature_distortion_fro"]
-    grid = {"lam": list(settings["lams"]), "seed": list(settings["seeds"])}
-    methods = ["global", "ft", "proximal", "sparse", "align"]
-    sim = simulate(expand_grid(_syn_base(settings), grid), methods, metrics=metrics_syn)
-    wide = _mean_by(sim, ["lam", "method", "metric"])
-    base = wide[wide["method"] == "global"].set_index("lam")["global_loss_others"]
-    rows: list[Row] = []
-    for _, r in wide[wide["method"] != "global"].iterrows():
-        drop = r["global_loss_others"] - base[r["lam"]]
-        rows.append({"panel": "syn-delta", "series": r["method"], "kind": "marker",
-                     "x": r["delta_l2"], "y": drop, "lam": r["lam"]})  # fmt: skip
-        rows.append({"panel": "syn-fro", "series": r["method"], "kind": "marker",
-                     "x": r["feature_distortion_fro"], "y": drop, "lam": r["lam"]})  # fmt: skip
-    steps = expand_grid(_syn_base(settings), {"steps": list(settings["step_grid"]),
-                                               "seed": list(settings["seeds"])})  # fmt: skip
-    traj = _mean_by(simulate(steps, ["ft"], metrics=metrics_syn), ["steps", "metric"])
-    start = float(traj.loc[traj["steps"] == 0, "global_loss_others"].iloc[0])
-    for _, r in traj.iterrows():
-        rows.append({"panel": "syn-steps", "series": "Δ (FT)", "kind": "line",
-                     "x": r["steps"], "y": r["delta_l2"]})  # fmt: skip
-        rows.append({"panel": "syn-steps", "series": "global-loss increase (FT)",
-                     "kind": "line", "x": r["steps"],
-                     "y": r["global_loss_others"] - start})  # fmt: skip
-    metrics, epochs = run_real(_real_dir(workdir), settings["real_preset"],
-                               settings["real_seeds"], settings["real_variants"],
-                               settings["real_epochs"],
-                               quick=bool(settings["real_quick"]))  # fmt: skip
-    real = _mean_by(metrics, ["variant", "metric"]).set_index("variant")
-    g0 = float(real.loc["fedavg", "global"])
-    for variant, r in real.drop(index="fedavg").iterrows():
-        drop = 100 * (g0 - r["global"])
-        rows.append({"panel": "real-delta", "series": variant, "kind": "marker",
-                     "x": r["delta"], "y": drop})  # fmt: skip
-        rows.append({"panel": "real-cka", "series": variant, "kind": "marker",
-                     "x": 1.0 - r["cka"], "y": drop})  # fmt: skip
-    ep = _mean_by(epochs[epochs["variant"] == "ft"], ["epoch", "metric"])
-    g_start = float(ep.loc[ep["epoch"] == 0, "global_acc"].iloc[0])
-    for _, r in ep.iterrows():
-        rows.append({"panel": "real-epochs", "series": "Δ_c (FT)", "kind": "line",
-                     "x": r["epoch"], "y": r["delta"]})  # fmt: skip
-        rows.append({"panel": "real-epochs", "series": "global-accuracy drop (FT, points)",
-                     "kind": "line", "x": r["epoch"],
-                     "y": 100 * (g_start - r["global_acc"])})  # fmt: skip
-    return tidy(rows)
-
-
-def distortion_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
-    """Six panels: synthetic (top) and real (bottom) distortion vs global drop, and over time."""
-    fig, axes = new_figure(ax, 6, ncols=3, size=3.3)
-    specs = [
-        ("syn-delta", "(a) synthetic: Δ", "Δ = E‖(B − B0)x‖ (feature units)",
-         "global-loss increase (sq. error)"),
-        ("syn-fro", "(b) synthetic: ‖B − B0‖", "‖B − B0‖_F (feature units)",
-         "global-loss increase (sq. error)"),
-        ("syn-steps", "(c) synthetic FT over steps", "gradient step", "value (see legend)"),
-        ("real-delta", "(d) digits: Δ_c", "Δ_c (penultimate-feature l2)",
-         "global-accuracy drop (points)"),
-        ("real-cka", "(e) digits: 1 − CKA", "1 − linear CKA (unitless)",
-         "global-accuracy drop (points)"),
-        ("real-epochs", "(f) digits FT over epochs", "fine-tuning epoch", "value (see legend)"),
-    ]  # fmt: skip
-    for axis, (panel, title, xlabel, ylabel) in zip(axes, specs, strict=True):
-        draw(axis, data, panel)
-        finish(axis, title, xlabel, ylabel)
-    fig.suptitle("Feature distortion against the drop in global performance")
-    return fig
-
-
-register(
-    FigureSpec(
-        name="distortion",
-        caption=(
-            "Feature distortion versus the drop in global performance. Top, synthetic "
-            "(overlap shift, 20 steps, mean over lambda grid points and seeds): Delta and "
-            "||B - B_0||_F against the increase of the other clients' loss; FT over steps. "
-            "Bottom, real digits (digits-covariate preset; smaller with --quick): Delta_c and "
-            "1 - CKA against the drop in global "
-            "accuracy relative to FedAvg; FT over epochs. More distortion goes with a larger drop."
-        ),
-        settings=distortion_settings,
-        data=distortion_data,
-        plot=distortion_plot,
+        trends=tradeoff_trends,
+        describe=tradeoff_describe,
     )
 )
 
@@ -212,7 +133,7 @@ register(
 
 def flooding_settings(quick: bool) -> Settings:
     """Flood levels for the synthetic model (100 GD steps) and the real experiment."""
-    return _common(quick) | {
+    return common(quick) | {
         "steps": 100,
         "floods": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5] if quick else
                   [0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
@@ -221,46 +142,68 @@ def flooding_settings(quick: bool) -> Settings:
 
 
 def flooding_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
-    """FT vs LP-FT global performance at equal local loss via flood levels."""
-    from synthetic import expand_grid, simulate
+    """FT vs LP-FT under loss flooding, synthetic beside digits.
 
-    grid = {"flood": [float(f) for f in settings["floods"]], "seed": list(settings["seeds"])}
-    sim = simulate(expand_grid(_syn_base(settings), grid), ["ft", "lpft"],
-                   metrics=["local_loss", "global_loss_others"])  # fmt: skip
-    wide = _mean_by(sim, ["method", "flood", "metric"])
+    Synthetic: global loss against the local loss each flood level reaches. Digits: global
+    accuracy against the flood level (``x``), per seed (``sample``) and mean.
+    """
+    from synthetic import simulate
+
+    floods = [float(f) for f in settings["floods"]]
+    sim = simulate(seeded_grid(syn_base(settings), {"flood": floods}, list(settings["seeds"])),
+                   ["ft", "lpft"], metrics=["local_loss", "global_loss_others"])  # fmt: skip
+    syn = (sim.groupby(["method", "flood", "metric"])["value"].mean().unstack("metric")
+           .reset_index())  # fmt: skip
     rows: list[Row] = []
-    for _, r in wide.sort_values(["method", "local_loss"]).iterrows():
-        rows.append({"panel": "synthetic", "series": {"ft": "FT", "lpft": "LP-FT"}[r["method"]],
+    for _, r in syn.sort_values(["method", "local_loss"]).iterrows():
+        rows.append({"panel": "syn-flooding", "series": {"ft": "FT", "lpft": "LP-FT"}[r["method"]],
                      "kind": "line", "x": r["local_loss"], "y": r["global_loss_others"],
                      "flood": r["flood"]})  # fmt: skip
-    for level in settings["real_floods"]:
-        metrics, _ = run_real(_real_dir(workdir), settings["real_preset"],
-                              settings["real_seeds"], ["ft", "lpft"],
-                              settings["real_epochs"],
-                              None if float(level) == 0 else float(level),
-                              quick=bool(settings["real_quick"]))  # fmt: skip
-        real = _mean_by(metrics, ["variant", "metric"]).set_index("variant")
-        for variant, label in (("ft", "FT"), ("lpft", "LP-FT")):
-            rows.append({"panel": "real", "series": label, "kind": "line", "x": float(level),
-                         "y": 100 * real.loc[variant, "global"],
-                         "local_acc": 100 * real.loc[variant, "local"]})  # fmt: skip
-    return tidy(rows)
+    per: list[pd.DataFrame] = []
+    for level in [float(v) for v in settings["real_floods"]]:
+        metrics, _ = real_runs(settings, workdir, ["ft", "lpft"], None if level == 0 else level)
+        block = metrics[metrics["variant"].isin(["ft", "lpft"])]
+        block = (block.groupby(["variant", "seed", "metric"])["value"].mean().unstack("metric")
+                 .reset_index())  # fmt: skip
+        per.append(block.assign(x=level, y=100 * block["global"],
+                                local_acc=100 * block["local"]))  # fmt: skip
+    real = pd.concat(per, ignore_index=True)
+    real["variant"] = real["variant"].map({"ft": "FT", "lpft": "LP-FT"})
+    rows += _points(real, "real-flooding", "variant", ["variant", "x"])
+    frame = tidy(rows)
+    return frame.drop(columns=["variant"], errors="ignore")
+
+
+def flooding_trends(data: pd.DataFrame) -> list[Trend]:
+    """LP-FT's local-loss range over flood levels; LP-FT − FT on digits at each flood level."""
+    syn = data[(data["panel"] == "syn-flooding") & (data["series"] == "LP-FT")]
+    span = float(np.ptp(syn["x"])) if len(syn) else NAN
+    out = [Trend("syn-flooding", "local_range", span, NAN, NAN, 0, "LP-FT")]
+    levels = sorted(data.loc[data["panel"] == "real-flooding", "x"].unique())
+    for level in levels:
+        out += _vs_ft(data, "real-flooding", float(level), f" at flood {float(level):g}")
+    return out
+
+
+def flooding_describe(records: list[Trend]) -> str:
+    """Caption sentences from the records."""
+    span = next(r for r in records if r.statistic == "local_range")
+    diffs = [describe_difference(t, " points") for t in records if t.statistic == "difference"]
+    return (
+        f"Computed: LP-FT's local loss spans {fmt(span.value)} over the flood levels; "
+        f"digits, LP-FT's accuracy on the other clients minus FT's: {'; '.join(diffs)}."
+    )
 
 
 def flooding_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
     """Synthetic global loss vs achieved local loss; real global accuracy vs flood level."""
-    fig, (a, b) = new_figure(ax, 2, size=3.6)
-    colors = {"FT": "#0173b2", "LP-FT": "#000000"}
-    draw(a, data, "synthetic", colors)
+    fig, (a, b) = new_figure(ax, 2, size=3.8)
+    draw(a, data, "syn-flooding")
     finish(a, "(a) synthetic: flood levels 0..b", "local loss reached (squared error)",
            "global loss, other clients (sq. error)")  # fmt: skip
-    draw(b, data, "real", colors)
+    draw(b, data, "real-flooding")
     finish(b, "(b) digits CNN", "flood level b (training cross-entropy, nats)",
            "global accuracy, other clients (%)")  # fmt: skip
-    for axis in (a, b):
-        for line in axis.get_lines():
-            line.set_marker("o")
-            line.set_markersize(4)
     fig.suptitle("FT vs LP-FT at equal local loss (loss flooding)")
     return fig
 
@@ -271,13 +214,15 @@ register(
         caption=(
             "FT versus LP-FT at matched local loss via loss flooding. (a) Synthetic (overlap "
             "shift, 100 GD steps): other clients' global loss against the local loss each "
-            "flood level reaches; LP-FT's exact probe leaves zero local loss and zero "
-            "gradient, so it stays at one point while FT traces a curve. (b) Real digits "
-            "(digits-covariate preset; smaller with --quick, where the FedAvg model is weak): "
-            "global accuracy against the flood level of the fine-tuning loss (0 = no flooding)."
+            "flood level reaches (FT traces a curve; LP-FT's exact probe leaves zero local "
+            "loss and zero gradient). (b) Real digits (digits-covariate preset; smaller with "
+            "--quick, where the FedAvg model is weak): global accuracy against the flood level "
+            "of the fine-tuning loss (0 = no flooding), mean and range over seeds."
         ),
         settings=flooding_settings,
         data=flooding_data,
         plot=flooding_plot,
+        trends=flooding_trends,
+        describe=flooding_describe,
     )
 )

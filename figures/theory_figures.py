@@ -14,10 +14,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from figures._pft import seeded_grid
 from figures._style import PALETTE, draw, finish, new_figure, tidy
+from figures._trend import Trend, describe_error
 from figures.registry import FigureSpec, Settings, register
 
 Row = dict[str, Any]
+NAN = float("nan")
 
 
 def _seeds(quick: bool, full: int, small: int = 1) -> list[int]:
@@ -110,18 +113,45 @@ def lemma43_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None)
     return fig
 
 
+def lemma43_trends(data: pd.DataFrame) -> list[Trend]:
+    """Largest |simulated - predicted| row norm and total, over every seed and lambda."""
+    rows = data[(data["panel"] == "rows") & (data["series"] != "y = x")]
+    total = data[(data["panel"] == "total") & data["series"].str.endswith(" sim")]
+    err_total = 0.0
+    for series, block in total.groupby("series"):
+        line = data[data["series"] == str(series).replace(" sim", " theory")]
+        gap = np.abs(np.concatenate([block["y"], block["y_lo"], block["y_hi"]])
+                     - np.tile(np.interp(block["x"], line["x"], line["y"]), 3))  # fmt: skip
+        err_total = max(err_total, float(gap.max()))
+    return [
+        Trend("rows", "max_abs_error", float(np.max(np.abs(rows["y"] - rows["x"]))), NAN, NAN,
+              0, "row norms: simulated vs predicted"),
+        Trend("total", "max_abs_error", err_total, NAN, NAN, 0, "‖B_FT − B*‖_F vs 2ηλ‖V*com‖"),
+    ]  # fmt: skip
+
+
+def lemma43_describe(records: list[Trend]) -> str:
+    """Caption sentences from the records."""
+    rows, total = records
+    return (f"Computed: (a) the simulated row norms are {describe_error(rows.value)} the "
+            f"prediction; (b) every seed's ||B_FT - B*||_F is {describe_error(total.value)} "
+            f"the line 2 eta lambda ||V*_com||.")  # fmt: skip
+
+
 register(
     FigureSpec(
         name="lemma-4.3",
         caption=(
             "[CLOSER] Lemma 4.3, isotropic inputs, one FT step from (B*, [V*_com; 0]): the m "
             "shared feature rows move by 2·eta·lambda·(V_0)_j·u_i. (a) Simulated row "
-            "displacements lie on "
-            "y = x; (b) ||B_FT - B*||_F grows linearly in lambda with slope 2·eta·||V*_com||."
+            "displacements against the predicted ones (y = x dashed); (b) ||B_FT - B*||_F "
+            "against lambda, with the predicted line of slope 2·eta·||V*_com||."
         ),
         settings=lemma43_settings,
         data=lemma43_data,
         plot=lemma43_plot,
+        trends=lemma43_trends,
+        describe=lemma43_describe,
     )
 )
 
@@ -166,8 +196,8 @@ def thm44_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
              for x, y in zip(dense, lpft, strict=True)]  # fmt: skip
     base = SimConfig(d=d, m=m, C=C, vcom_norm=float(settings["vcom_norm"]))
     seeds = list(settings["seeds"])
-    grid = {"lam": [float(v) for v in settings["lam"]], "eta": etas, "seed": seeds}
-    sim = simulate(expand_grid(base, grid), ["ft", "lpft"], metrics=["global_loss"])
+    grid = {"lam": [float(v) for v in settings["lam"]], "eta": etas}
+    sim = simulate(seeded_grid(base, grid, seeds), ["ft", "lpft"], metrics=["global_loss"])
     stats = sim.groupby(["method", "eta", "lam"], sort=True)["value"].agg(["mean", "min", "max"])
     for key, row in stats.iterrows():
         method, eta, lam = cast(tuple[Any, ...], key)
@@ -211,10 +241,52 @@ def thm44_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -
            "global loss (squared error)")  # fmt: skip
     phase_colors = {"LP-FT lower (sim)": PALETTE[2], "FT lower (sim)": PALETTE[3],
                     "tie": PALETTE[7], "theory: 2ηs = 1": "#000000"}  # fmt: skip
-    draw(b, data, "phase", phase_colors)
-    finish(b, "(b) who has the lower global loss", "step size η", "‖V*com‖²")
+    draw(b, data, "phase", phase_colors, markers={"LP-FT lower (sim)": "s",
+                                                  "FT lower (sim)": "o", "tie": "D"})  # fmt: skip
+    finish(b, "(b) who has the lower global loss", "step size η", "‖V*com‖²", legend=False)
+    handles, names = b.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower right", ncols=3, frameon=False)
     fig.suptitle("Theorem 4.4: LP-FT beats FT on global loss iff 2ηs ≥ 1 (s = 1 + ‖V*com‖²)")
     return fig
+
+
+def thm44_trends(data: pd.DataFrame) -> list[Trend]:
+    """Simulation error, FT-below-LP-FT fraction per eta, phase-map agreement with 2 eta s = 1."""
+    loss = data[data["panel"] == "loss"]
+    out: list[Trend] = []
+    errors = []
+    lpft = loss[loss["series"] == "LP-FT sim"].set_index("x")["y"]
+    for series in [s for s in dict.fromkeys(loss["series"]) if s.endswith(" sim")]:
+        sim = loss[loss["series"] == series]
+        line = loss[loss["series"] == series.replace(" sim", " theory")]
+        errors.append(np.max(np.abs(sim["y"].to_numpy() - np.interp(sim["x"], line["x"],
+                                                                    line["y"]))))  # fmt: skip
+        if series.startswith("FT "):
+            ft = sim.set_index("x")["y"]
+            below = (ft < lpft.reindex(ft.index)).to_numpy()
+            out.append(Trend("loss", "ft_below_lpft_fraction", float(below.mean()), NAN, NAN, 0,
+                             series.removesuffix(" sim"), n_seeds=int(below.size)))  # fmt: skip
+    out.append(Trend("loss", "max_abs_error", float(max(errors)), NAN, NAN, 0, "sim vs theory"))
+    phase = data[(data["panel"] == "phase") & (data["kind"] == "marker")]
+    tau = 2 * phase["x"] * (1.0 + phase["y"])
+    clear = np.abs(tau - 1) > 1e-6
+    theory = np.where(tau > 1, "LP-FT lower (sim)", "FT lower (sim)")
+    agree = (phase["series"].to_numpy() == theory)[clear.to_numpy()]
+    out.append(Trend("phase", "agreement", float(agree.mean()), NAN, NAN, 0, "2ηs ≥ 1",
+                     n_seeds=int(agree.size)))  # fmt: skip
+    return out
+
+
+def thm44_describe(records: list[Trend]) -> str:
+    """Caption sentences from the records."""
+    err = next(r for r in records if r.statistic == "max_abs_error")
+    below = [f"{r.subject}: {round(r.value * r.n_seeds)}/{r.n_seeds}" for r in records
+             if r.statistic == "ft_below_lpft_fraction"]  # fmt: skip
+    agree = next(r for r in records if r.statistic == "agreement")
+    return (f"Computed: simulation {describe_error(err.value)} the closed forms; FT below LP-FT "
+            f"at {', '.join(below)} simulated lambdas; the simulated winner agrees with "
+            f"2 eta s >= 1 at {round(agree.value * agree.n_seeds)}/{agree.n_seeds} grid points "
+            f"off the boundary.")  # fmt: skip
 
 
 register(
@@ -223,136 +295,14 @@ register(
         caption=(
             "[CLOSER] Theorem 4.4 (isotropic concept shift, one step). (a) Global loss over D_G "
             "versus lambda: FT's lambda^2(1 - 4 eta s/C + 4 eta^2 s^2) for three step sizes and "
-            "LP-FT's 2 lambda^2 (C-1)/C (lines) match the simulation (markers: mean, min-max over "
-            "seeds and clients); FT is below LP-FT for the small step. (b) Simulated winner over "
-            "(eta, ||V*_com||^2): LP-FT is lower exactly above the theory curve 2 eta s = 1."
+            "LP-FT's 2 lambda^2 (C-1)/C (lines) against the simulation (markers: mean, min-max "
+            "over seeds and clients). (b) Simulated winner over (eta, ||V*_com||^2) and the "
+            "theory curve 2 eta s = 1 (LP-FT lower above it)."
         ),
         settings=thm44_settings,
         data=thm44_data,
         plot=thm44_plot,
-    )
-)
-
-
-# --------------------------------------------------------------------------- thm-4.5
-
-
-def thm45_settings(quick: bool) -> Settings:
-    """Settings of :func:`thm45_data` (covariate + concept shift, one FT step)."""
-    return {
-        "d": 12, "m": 3, "C": 4, "eps": 0.3, "covariate": "mix", "mix": 0.5, "eta": 0.1,
-        "client": 0, "lam_max": 2.0, "lam_sim": 5 if quick else 9,
-        "sweep_mix": np.linspace(0.0, 1.0, 6 if quick else 21).round(4).tolist(),
-        "sweep_eta": [0.05, 0.1, 0.2, 0.3, 0.5],
-        "seeds": [0],
-    }  # fmt: skip
-
-
-def thm45_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
-    """Global loss vs lambda with lambda*, and lambda* vs the mean geometry ([CLOSER] Thm 4.5).
-
-    Panels ``loss`` and ``gap`` (FT - LP-FT): theory polynomial and simulation, lambda* marked.
-    Panel ``sweep``: finite lambda* against ``mix`` per eta. Panel ``regime``: whether lambda*
-    is finite, infinite or absent (a2 < b2) over (mix, eta).
-    """
-    from synthetic import SimConfig, expand_grid, simulate
-    from theory import lambda_star, thm45_coefficients
-
-    seed = int(settings["seeds"][0])
-    keys = ("d", "m", "C", "eps", "covariate", "mix", "eta", "client")
-    base = SimConfig(**{k: settings[k] for k in keys}, seed=seed)
-    co = thm45_coefficients(base)
-    a2, a3, a4, b2 = (float(v[0]) for v in (co.a2, co.a3, co.a4, co.b2))
-    lam_max = float(settings["lam_max"])
-    dense = np.linspace(0.0, lam_max, 81)
-    rows: list[Row] = []
-    rows += [{"panel": "loss", "series": "FT theory", "kind": "line", "x": x,
-              "y": a2 * x**2 + a3 * x**3 + a4 * x**4} for x in dense]  # fmt: skip
-    rows += [{"panel": "loss", "series": "LP-FT theory", "kind": "line", "x": x, "y": b2 * x**2}
-             for x in dense]  # fmt: skip
-    lams = np.linspace(lam_max / (int(settings["lam_sim"])), lam_max, int(settings["lam_sim"]))
-    sim = simulate(expand_grid(base, {"lam": lams.round(6).tolist()}), ["ft", "lpft"],
-                   metrics=["global_loss"])  # fmt: skip
-    for method, label in (("ft", "FT sim"), ("lpft", "LP-FT sim")):
-        block = sim[sim["method"] == method]
-        rows += [{"panel": "loss", "series": label, "kind": "marker", "x": x, "y": y}
-                 for x, y in zip(block["lam"], block["value"], strict=True)]  # fmt: skip
-    star = lambda_star(a2, a3, a4, b2)
-    if star.value is not None:
-        rows.append({"panel": "loss", "series": "λ*", "kind": "marker", "x": star.value,
-                     "y": b2 * star.value**2})  # fmt: skip
-    gap = dense**2 * ((a2 - b2) + a3 * dense + a4 * dense**2)
-    rows += [{"panel": "gap", "series": "theory", "kind": "line", "x": x, "y": y}
-             for x, y in zip(dense, gap, strict=True)]  # fmt: skip
-    wide = sim.pivot_table(index="lam", columns="method", values="value")
-    rows += [{"panel": "gap", "series": "simulation", "kind": "marker", "x": lam,
-              "y": r["ft"] - r["lpft"]} for lam, r in wide.iterrows()]  # fmt: skip
-    if star.value is not None:
-        rows.append({"panel": "gap", "series": "λ*", "kind": "marker", "x": star.value, "y": 0.0})
-    for eta in settings["sweep_eta"]:
-        line: list[Row] = []
-        for mix in settings["sweep_mix"]:
-            cfg = SimConfig(**{k: settings[k] for k in keys if k not in ("mix", "eta")},
-                            mix=float(mix), eta=float(eta), seed=seed)  # fmt: skip
-            c = thm45_coefficients(cfg)
-            res = lambda_star(float(c.a2[0]), float(c.a3[0]), float(c.a4[0]), float(c.b2[0]))
-            value = res.value if res.value is not None else np.nan
-            line.append({"panel": "sweep", "series": f"η={float(eta):g}", "kind": "line",
-                         "x": mix, "y": value, "regime": res.regime})  # fmt: skip
-            rows.append({"panel": "regime", "series": _REGIMES[res.regime], "kind": "marker",
-                         "x": mix, "y": float(eta), "regime": res.regime})  # fmt: skip
-        if any(np.isfinite(r["y"]) for r in line):
-            rows += line
-    return tidy(rows)
-
-
-_REGIMES = {
-    "finite": "finite λ*",
-    "infinite": "λ* = ∞ (LP-FT better for all λ)",
-    "none": "no λ* (FT better at small λ)",
-    "tie": "a2 = b2 (tie)",
-}
-
-
-def thm45_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
-    """Loss and FT - LP-FT gap vs lambda with lambda*; lambda* and its regime vs geometry."""
-    fig, (a, b, c, e) = new_figure(ax, 4, ncols=2, size=3.7)
-    colors = {"FT theory": PALETTE[0], "FT sim": PALETTE[0], "LP-FT theory": "#000000",
-              "LP-FT sim": "#000000", "λ*": PALETTE[3], "theory": PALETTE[4],
-              "simulation": PALETTE[4]}  # fmt: skip
-    draw(a, data, "loss", colors)
-    finish(a, "(a) global loss (mix = 0.5)", "heterogeneity λ",
-           "global loss (squared error)")  # fmt: skip
-    draw(b, data, "gap", colors)
-    b.axhline(0.0, color="#777777", lw=0.8)
-    finish(b, "(b) FT − LP-FT (> 0: LP-FT better)", "heterogeneity λ",
-           "global-loss difference (squared error)")  # fmt: skip
-    draw(c, data, "sweep")
-    c.set_yscale("log")
-    finish(c, "(c) λ* where it is finite", "mix (0: mean = own u_i, 1: shared feature)",
-           "λ* (log scale)")  # fmt: skip
-    regime_colors = {_REGIMES["finite"]: PALETTE[0], _REGIMES["infinite"]: PALETTE[2],
-                     _REGIMES["none"]: PALETTE[3], _REGIMES["tie"]: PALETTE[7]}  # fmt: skip
-    draw(e, data, "regime", regime_colors)
-    finish(e, "(d) does λ* exist?", "mix (0: mean = own u_i, 1: shared feature)", "step size η")
-    e.legend(frameon=True, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2)
-    fig.suptitle("Theorem 4.5: covariate + concept shift; λ* exists only for some geometries")
-    return fig
-
-
-register(
-    FigureSpec(
-        name="thm-4.5",
-        caption=(
-            "[CLOSER] Theorem 4.5 (client means e_i + eps z, one step). (a) FT's global loss "
-            "a2 l^2 + a3 l^3 + a4 l^4 and LP-FT's b2 l^2 (lines) match the simulation (markers); "
-            "(b) their difference crosses 0 at lambda* (red), below which LP-FT is better. (c) "
-            "lambda* as the client means move from own (u_i) to shared feature directions, per "
-            "eta; (d) where lambda* is finite, infinite (LP-FT always better) or does not exist "
-            "(a2 < b2: FT better for small lambda) over (mix, eta)."
-        ),
-        settings=thm45_settings,
-        data=thm45_data,
-        plot=thm45_plot,
+        trends=thm44_trends,
+        describe=thm44_describe,
     )
 )

@@ -34,7 +34,10 @@ def _check_outputs(out, names, formats=("png",)):
         assert entry["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
         for fmt in formats:
             assert (out / f"{name}.{fmt}").stat().st_size > 1000
-        assert entry["caption"] == registry.get_figure(name).caption
+        spec = registry.get_figure(name)
+        assert entry["caption"].startswith(spec.caption)  # then the sentences from its records
+        assert isinstance(entry["trends"], list)
+        assert bool(entry["trends"]) == (spec.trends is not None)
         assert entry["seeds"] == entry["config"]["seeds"]
         assert entry["package_version"]
     return manifest

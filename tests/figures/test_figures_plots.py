@@ -18,7 +18,7 @@ from figures._style import expected_lines, plotted_lines, tidy
 from figures.registry import figure_names, get_figure
 
 THEORY = ["lemma-4.3", "thm-4.4", "thm-4.5", "kumar"]
-PFT = ["tradeoff", "distortion", "flooding"]
+PFT = ["tradeoff", "distortion", "flooding", "frontier"]
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +90,7 @@ def test_kumar_outside_span_is_unchanged(theory_data):
     span = theory_data["kumar"]
     outside = span[span["series"] == "FT: outside rowspace(X)"]
     inside = span[span["series"] == "FT: inside rowspace(X)"]
-    assert outside["hi"].max() < 1e-9
+    assert outside["y_hi"].max() < 1e-9
     assert inside["y"].iloc[-1] > 1e-3
 
 
