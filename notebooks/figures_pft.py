@@ -33,7 +33,7 @@ from figures.registry import get_figure
 
 workdir_handle = tempfile.TemporaryDirectory(prefix="feddistort-nb-")
 WORKDIR = Path(workdir_handle.name)
-NAMES = ["tradeoff", "distortion", "flooding"]
+NAMES = ["tradeoff", "distortion", "flooding", "frontier"]
 results: dict[str, tuple[dict, pd.DataFrame, object]] = {}
 
 
@@ -44,7 +44,8 @@ def build(name: str, **overrides):
     data = spec.data(settings, WORKDIR / name)
     fig = spec.plot(data)
     results[name] = (settings, data, fig)
-    print(f"{name}: {len(data)} plotted points\n{spec.caption}")
+    caption = spec.render_caption(spec.records(data))  # its trend sentences come from `data`
+    print(f"{name}: {len(data)} rows\n{caption}")
     return settings, data, fig
 
 
@@ -63,7 +64,8 @@ data.head()
 # ## Feature distortion and the drop on other clients
 #
 # How far each method moves the shared features (Delta) against how much the other clients lose.
-# The table holds every point, so the relation can be checked within one shift strength.
+# The caption printed with it gives the rank correlation between the two within each shift
+# strength, with a bootstrap interval over seeds, computed from the table below.
 
 # %%
 settings, data, fig = build("distortion")
@@ -77,6 +79,17 @@ data.head()
 
 # %%
 settings, data, fig = build("flooding")
+data.head()
+
+# %% [markdown]
+# ## Methods at equal personalization (the frontier)
+#
+# Each method traced over its own knob (GD steps in the linear model, epochs on digits) on the
+# local-versus-global plane, and compared where the methods reach the same local loss, which
+# removes the confound of methods personalizing by different amounts.
+
+# %%
+settings, data, fig = build("frontier")
 data.head()
 
 # %% [markdown]

@@ -44,7 +44,8 @@ def build(name: str, **overrides):
     data = spec.data(settings, WORKDIR / name)
     fig = spec.plot(data)
     results[name] = (settings, data, fig)
-    print(f"{name}: {len(data)} plotted points\n{spec.caption}")
+    caption = spec.render_caption(spec.records(data))  # its trend sentences come from `data`
+    print(f"{name}: {len(data)} rows\n{caption}")
     return settings, data, fig
 
 
