@@ -192,3 +192,18 @@ def test_closed_form_holding_with_a_failing_conclusion_exits_1(capsys):
     with pytest.raises(SystemExit):
         main(["theory", "check", "--help"])
     assert "conclusion that fails exits 1" in " ".join(capsys.readouterr().out.split())
+
+
+def test_audit_progress_bar_reaches_100_percent_on_stderr(capsys):
+    import numpy as np
+
+    from theory.audit import audit
+
+    rows = audit(["lemma-4.3", "kumar-span"], 2, np.random.default_rng(0), progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "audit:" in captured.err
+    assert "100%" in captured.err
+    assert {r.claim for r in rows} == {"lemma-4.3", "kumar-span"}
+    audit(["lemma-4.3"], 2, np.random.default_rng(0), progress=False)
+    assert capsys.readouterr().err == ""
