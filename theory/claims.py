@@ -18,8 +18,9 @@ import numpy as np
 
 from synthetic.config import ConfigError, SimConfig
 from theory import _closer, _kumar, _kumar_flow
-from theory.declare import Claim, claim, log
+from theory.declare import Claim, claim
 from theory.records import CheckRecord
+from theory.space import log
 
 
 def _no_prediction(claim: str) -> Callable[[SimConfig], dict[str, Any]]:

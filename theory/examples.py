@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from theory.declare import claim, log
+from theory.declare import claim
 from theory.results import Results
+from theory.space import log
 
 #: Relative tolerance of "no worse" at matched local loss (the frontier is interpolated
 #: linearly between 201 step sizes; the interpolation error is far below this).
