@@ -207,3 +207,18 @@ def test_audit_progress_bar_reaches_100_percent_on_stderr(capsys):
     assert {r.claim for r in rows} == {"lemma-4.3", "kumar-span"}
     audit(["lemma-4.3"], 2, np.random.default_rng(0), progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_same_seed_same_result_across_processes(tmp_path):
+    import subprocess
+
+    argv = [sys.executable, "-m", "feddistort.cli", "theory", "property",
+            "theory.examples:ft_never_raises_global", "--seed", "5", "--json"]  # fmt: skip
+    outs = []
+    for hash_seed in ("1", "2"):
+        env = {**__import__("os").environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert done.returncode == 1, done.stderr
+        outs.append(json.loads(done.stdout))
+    assert outs[0] == outs[1]
