@@ -96,10 +96,17 @@ class Claim:
         """Closed-form quantities on ``config`` (empty when the claim has no closed form)."""
         if self.closed_form is None:
             return {}
-        out = self.closed_form(config)
         if self.full_check:
-            return dict(out)
-        return {f"{metric}_{method}": np.asarray(v, float) for (method, metric), v in out.items()}
+            return dict(self.closed_form(config))
+        try:
+            out = self.closed_form(config)
+            return {f"{metric}_{method}": np.asarray(v, float)
+                    for (method, metric), v in out.items()}  # fmt: skip
+        except Exception as err:  # a user's closed form: one line (exit 2)
+            raise ClaimError(
+                f"claim {self.id!r}: closed_form raised {type(err).__name__}: {err}; expected "
+                "{(method, metric): per-client values}"
+            ) from err
 
     def check(
         self, config: SimConfig, rng: np.random.Generator | None, convention: str = "global"

@@ -180,3 +180,10 @@ def test_user_closed_form_is_compared_with_the_simulator(scale, failed):
     if failed:
         result = property_search(c, {"covariate": "isotropic"}, max_examples=20, seed=0)
         assert result.failed == ["closed form"]
+
+
+def test_a_closed_form_that_raises_is_one_clear_error():
+    bad = claim("bad-closed-form", statement="s", methods=("ft",), metrics=("local_loss",),
+                closed_form=lambda config: [1.0])(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
+    with pytest.raises(ClaimError, match="closed_form raised AttributeError"):
+        bad.check(SimConfig(), None)
