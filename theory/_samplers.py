@@ -153,7 +153,7 @@ def sample_space(claim: Any, rng: np.random.Generator, prior: str) -> SimConfig:
             config = base.replace(**values)
         except ConfigError:
             continue
-        if not claim.hypotheses(config):
+        if not claim.unmet(config):
             return config
     raise ClaimError(
         f"claim {claim.id!r}: the search space is empty: 1000 draws (with these --set values) "

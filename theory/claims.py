@@ -233,7 +233,7 @@ def get_claim(claim_id: str) -> Claim:
 
 def require_hypotheses(claim: Claim, config: SimConfig) -> None:
     """Raise a ConfigError naming the first failed hypothesis of ``claim`` on ``config``."""
-    failures = claim.hypotheses(config)
+    failures = claim.unmet(config)
     if failures:
         more = f" (and {len(failures) - 1} more: {'; '.join(failures[1:])})" if failures[1:] else ""
         raise ConfigError(failures[0] + more)

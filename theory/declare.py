@@ -151,6 +151,25 @@ class Claim:
         record = compare(self.id, config, predicted, measured, rtol=self.rtol, atol=self.atol)
         return replace(record, conclusions={self.name: bool(ok.all())}, extra=extra)
 
+    def unmet(self, config: SimConfig) -> list[str]:
+        """The claim's unmet hypotheses on ``config``, validated.
+
+        A user's function that raises, or returns anything but a list of strings, is a
+        :class:`ClaimError`.
+        """
+        try:
+            out = self.hypotheses(config)
+        except Exception as err:
+            raise ClaimError(
+                f"claim {self.id!r}: hypotheses raised {type(err).__name__}: {err}"
+            ) from err
+        if not isinstance(out, list) or not all(isinstance(m, str) for m in out):
+            raise ClaimError(
+                f"claim {self.id!r}: hypotheses returned {out!r}: expected a list of strings, "
+                "each an unmet hypothesis ([] when the claim applies)"
+            )
+        return out
+
     def verdict(self, r: Any) -> np.ndarray:
         """The function's verdict per fine-tuning client, shape (P,), validated."""
         try:

@@ -158,7 +158,7 @@ def configs(
             assume(False)
             raise  # unreachable: assume(False) rejects the draw
         if claim is not None:
-            assume(not claim.hypotheses(config))
+            assume(not claim.unmet(config))
         return config
 
     return draw_config()

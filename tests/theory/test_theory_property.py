@@ -187,3 +187,14 @@ def test_a_closed_form_that_raises_is_one_clear_error():
                 closed_form=lambda config: [1.0])(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
     with pytest.raises(ClaimError, match="closed_form raised AttributeError"):
         bad.check(SimConfig(), None)
+
+
+@pytest.mark.parametrize(("hypotheses", "message"), [
+    (lambda config: 1 / 0, "hypotheses raised ZeroDivisionError"),
+    (lambda config: "isotropic only", "expected a list of strings"),
+])  # fmt: skip
+def test_bad_hypotheses_are_one_clear_error(hypotheses, message):
+    bad = claim("bad-hypotheses", statement="s", methods=("ft",), metrics=("local_loss",),
+                hypotheses=hypotheses)(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
+    with pytest.raises(ClaimError, match=message):
+        property_search(bad, max_examples=3)
