@@ -8,7 +8,7 @@ other clients only (``user-claim-others``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +45,43 @@ def expected_cost(claim: Claim, budget: int) -> tuple[float, float]:
     return COST_MS.get(claim.id, 10.0), after
 
 
+def searched_fields(claim: Claim) -> list[str]:
+    """Numeric fields the claim's space varies (ranges, log ranges, numeric choices; d)."""
+    from theory.space import LogRange, is_range
+
+    out = ["d"] if "d" not in claim.space else []
+    for name, spec in claim.space.items():
+        numeric_choices = (
+            isinstance(spec, tuple)
+            and not is_range(spec)
+            and len({v for v in spec if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            > 1
+        )
+        if isinstance(spec, LogRange) or is_range(spec) or numeric_choices:
+            out.append(name)
+    return out
+
+
+def ranges(configs: Sequence[SimConfig], fields: Sequence[str]) -> dict[str, list[float]]:
+    """``field -> [min, max]`` over ``configs`` (numeric values only; empty when none).
+
+    ``eps``, ``mix`` and ``rho`` count only configurations whose geometry uses them.
+
+    A region summary of where a user's claim fails and where it holds: overlapping ranges
+    mean no single field separates the two.
+    """
+    used = {"eps": lambda c: c.covariate != "isotropic", "mix": lambda c: c.covariate == "mix",
+            "rho": lambda c: c.covariate == "overlap"}  # fmt: skip
+    out: dict[str, list[float]] = {}
+    for name in fields:
+        keep = used.get(name, lambda c: True)
+        values = [getattr(c, name) for c in configs if keep(c)]
+        numbers = [float(v) for v in values if isinstance(v, (int, float))]
+        if numbers:
+            out[name] = [min(numbers), max(numbers)]
+    return out
+
+
 def audit_user(
     claim: Claim,
     budget: int,
@@ -59,6 +96,7 @@ def audit_user(
     if "global_loss" in claim.metrics:
         kinds.append("user-claim-others")
     found: dict[str, list[tuple[SimConfig, CheckRecord]]] = {kind: [] for kind in kinds}
+    held: dict[str, list[SimConfig]] = {kind: [] for kind in kinds}
     tried = dict.fromkeys(kinds, 0)
     diverged = 0
     for _ in range(budget):
@@ -78,6 +116,8 @@ def audit_user(
             tried[kind] += 1
             if not outcomes[kind]:
                 found[kind].append((config, record))
+            else:
+                held[kind].append(config)
     rows = []
     for kind in kinds:
         hits = found[kind]
@@ -86,9 +126,20 @@ def audit_user(
         if simplest is not None:
             summary = {"set": changed_fields(simplest[0], claim.default),
                        "failing_values": simplest[1].extra.get("failing_values", {})}  # fmt: skip
-        rows.append(AuditRow(claim.id, kind, tried[kind], len(hits), summary, diverged, {},
+        fields = searched_fields(claim)
+        details = {"ranges_where_it_fails": ranges([c for c, _ in hits], fields),
+                   "ranges_where_it_holds": ranges(held[kind], fields)}  # fmt: skip
+        rows.append(AuditRow(claim.id, kind, tried[kind], len(hits), summary, diverged, details,
                              prior))  # fmt: skip
     return rows
 
 
-__all__ = ["COST_MS", "MATCHED_MS", "USER_COST_MS", "audit_user", "expected_cost"]
+__all__ = [
+    "COST_MS",
+    "MATCHED_MS",
+    "USER_COST_MS",
+    "audit_user",
+    "expected_cost",
+    "ranges",
+    "searched_fields",
+]

@@ -222,3 +222,32 @@ def test_same_seed_same_result_across_processes(tmp_path):
         assert done.returncode == 1, done.stderr
         outs.append(json.loads(done.stdout))
     assert outs[0] == outs[1]
+
+
+def test_user_audit_reports_the_region_where_it_fails():
+    import dataclasses
+
+    import numpy as np
+
+    from theory.audit import audit_claim
+    from theory.examples import ft_never_raises_global
+
+    # Restricted to isotropic inputs the claim fails exactly where tau = 2 c_L eta s > 2/C, so
+    # no failure has eta <= 1/(C c_L s) with C <= 5, c_L <= 1, s <= 5: eta > 0.04.
+    iso = dataclasses.replace(
+        ft_never_raises_global, space={**ft_never_raises_global.space, "covariate": "isotropic"}
+    )
+    rows = audit_claim(iso, 60, np.random.default_rng(0))
+    row = next(r for r in rows if r.kind == "user-claim")
+    assert row.violations > 0
+    fails, holds = row.details["ranges_where_it_fails"], row.details["ranges_where_it_holds"]
+    assert fails["eta"][0] > 0.04
+    assert holds["eta"][0] < 0.04
+    assert set(fails) >= {"d", "m", "C", "lam", "eta", "vcom_norm"}
+    assert "eps" not in fails  # isotropic: eps is not used
+    for lo, hi in fails.values():
+        assert lo <= hi
+    # Over every geometry it also fails at small step sizes (random / basis input means).
+    rows = audit_claim(ft_never_raises_global, 200, np.random.default_rng(0))
+    row = next(r for r in rows if r.kind == "user-claim")
+    assert row.details["ranges_where_it_fails"]["eta"][0] < 0.02
