@@ -198,3 +198,14 @@ def test_bad_hypotheses_are_one_clear_error(hypotheses, message):
                 hypotheses=hypotheses)(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
     with pytest.raises(ClaimError, match=message):
         property_search(bad, max_examples=3)
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_builtin_search_outcomes_match_the_audit(claim_id):
+    # docs/theory-audit.md: only the conclusions of thm-4.4 and thm-4.5 fail inside the
+    # hypotheses (kumar-prop-3.2's federated reading is not part of its check).
+    result = property_search(CLAIMS[claim_id], max_examples=25, seed=0)
+    assert result.holds == (claim_id not in ("thm-4.4", "thm-4.5"))
+    if not result.holds:
+        assert set(result.failed) <= {"paper's conclusion",
+                                      "paper's conclusion over the other clients"}  # fmt: skip
