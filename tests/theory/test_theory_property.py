@@ -209,3 +209,11 @@ def test_builtin_search_outcomes_match_the_audit(claim_id):
     if not result.holds:
         assert set(result.failed) <= {"paper's conclusion",
                                       "paper's conclusion over the other clients"}  # fmt: skip
+
+
+def test_prop32_needs_a_nonzero_head():
+    # With lam = 0 and ||V*_com|| = 0 the "random head" has norm ||V*_i|| = 0: FT starts at the
+    # solution and the proposition's contrast is void. A search once shrunk to that point.
+    config = CLAIMS["kumar-prop-3.2"].default.replace(lam=0.0, vcom_norm=0.0)
+    assert any("||V*_i|| > 0" in m for m in CLAIMS["kumar-prop-3.2"].hypotheses(config))
+    assert not CLAIMS["kumar-prop-3.2"].hypotheses(config.replace(lam=0.5))
