@@ -40,10 +40,12 @@ if TYPE_CHECKING:
         thm44_losses_from,
         thm45_coefficients,
     )
-    from theory.declare import Claim, ClaimError, claim, log, resolve_claim  # noqa: F401
+    from theory.declare import Claim, ClaimError, claim  # noqa: F401
     from theory.records import CheckRecord  # noqa: F401
+    from theory.resolve import resolve_claim  # noqa: F401
     from theory.results import Frontier, Results  # noqa: F401
     from theory.search import SearchResult, property_search  # noqa: F401
+    from theory.space import log  # noqa: F401
 
 # Public name -> the module that defines it (loaded on first use, PEP 562).
 _EXPORTS: dict[str, str] = {
@@ -55,8 +57,8 @@ _EXPORTS: dict[str, str] = {
     "Claim": "theory.declare",
     "ClaimError": "theory.declare",
     "claim": "theory.declare",
-    "log": "theory.declare",
-    "resolve_claim": "theory.declare",
+    "log": "theory.space",
+    "resolve_claim": "theory.resolve",
     "Frontier": "theory.results",
     "Results": "theory.results",
     "SearchResult": "theory.search",

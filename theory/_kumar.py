@@ -70,6 +70,11 @@ def prop32_hypotheses(config: SimConfig) -> list[str]:
         failures.append(
             f"kumar-prop-3.2 assumes exact linear probing (ridge=0); ridge is {config.ridge}"
         )
+    if config.lam == 0 and config.vcom_norm == 0:
+        failures.append(
+            "kumar-prop-3.2 compares with FT from a random head of norm ||V*_i||, which needs "
+            "||V*_i|| > 0 (lam > 0 or vcom_norm > 0); both are 0"
+        )
     if config.n is None or not config.k <= config.n < config.d:
         failures.insert(
             0,

@@ -102,8 +102,8 @@ def sample_prop32(rng: np.random.Generator, prior: str) -> SimConfig:
 
 
 def _entry(rng: np.random.Generator, name: str, spec: Any, prior: str) -> Any:
-    from theory.declare import LogRange, is_int_field, is_range
-    from theory.declare import round4 as _round
+    from theory.space import LogRange, is_int_field, is_range
+    from theory.space import round4 as _round
 
     if isinstance(spec, LogRange):
         if name == "eta":
@@ -130,7 +130,8 @@ def sample_space(claim: Any, rng: np.random.Generator, prior: str) -> SimConfig:
     meets the claim's hypotheses (at most 1000 draws; then the space counts as empty).
     """
     from synthetic.config import ConfigError
-    from theory.declare import D_EXTRA, GEOMETRY_FIELDS, ClaimError
+    from theory.declare import ClaimError
+    from theory.space import D_EXTRA, GEOMETRY_FIELDS
 
     space, base = claim.space, claim.default
     for _ in range(1000):
@@ -152,7 +153,7 @@ def sample_space(claim: Any, rng: np.random.Generator, prior: str) -> SimConfig:
             config = base.replace(**values)
         except ConfigError:
             continue
-        if not claim.hypotheses(config):
+        if not claim.unmet(config):
             return config
     raise ClaimError(
         f"claim {claim.id!r}: the search space is empty: 1000 draws (with these --set values) "

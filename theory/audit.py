@@ -23,6 +23,7 @@ verdict at matched local loss (:func:`theory.matched.matched_local_loss`).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -34,10 +35,11 @@ import numpy as np
 from feddistort_io import atomic_write_text
 from synthetic.config import SimConfig
 from theory._audit_details import characterize, federated_reading
-from theory._samplers import PRIORS, SAMPLERS, sample_space
+from theory._audit_user import COST_MS, MATCHED_MS, audit_user, expected_cost
+from theory._samplers import PRIORS, SAMPLERS
 from theory.claims import CLAIMS, claim_ids, get_claim
 from theory.closed_forms import thm44_losses
-from theory.declare import USER_CLAIM, Claim
+from theory.declare import Claim
 from theory.records import CheckRecord, jsonable
 
 SCHEMA_VERSION = 2
@@ -159,7 +161,7 @@ def audit_claim(
     if prior not in PRIORS:
         raise ValueError(f"prior={prior!r} is invalid: expected one of {', '.join(PRIORS)}")
     if not claim.full_check:
-        return _audit_user(claim, budget, rng, prior, tick)
+        return audit_user(claim, budget, rng, prior, tick)
     claim_id = claim.id
     sampler = SAMPLERS[claim_id]
     kinds = _kinds(claim_id)
@@ -212,50 +214,6 @@ def audit_claim(
     return rows
 
 
-def _audit_user(
-    claim: Claim,
-    budget: int,
-    rng: np.random.Generator,
-    prior: str,
-    tick: Callable[[], object] | None,
-) -> list[AuditRow]:
-    """Audit a user's claim: its closed form (if any) and its function, both conventions."""
-    kinds = (["closed-form"] if claim.closed_form is not None else []) + ["user-claim"]
-    if "global_loss" in claim.metrics:
-        kinds.append("user-claim-others")
-    found: dict[str, list[tuple[SimConfig, CheckRecord]]] = {kind: [] for kind in kinds}
-    tried = dict.fromkeys(kinds, 0)
-    diverged = 0
-    for _ in range(budget):
-        if tick is not None:
-            tick()
-        config = sample_space(claim, rng, prior)
-        record = claim.check(config, rng)
-        if record.diverged:
-            diverged += 1
-            continue
-        verdicts = record.verdicts()
-        outcomes = {"closed-form": verdicts.get("closed form"), "user-claim": verdicts[USER_CLAIM]}
-        if "user-claim-others" in kinds:
-            other = claim.check(config, rng, convention="others")
-            outcomes["user-claim-others"] = other.verdicts()[USER_CLAIM]
-        for kind in kinds:
-            tried[kind] += 1
-            if not outcomes[kind]:
-                found[kind].append((config, record))
-    rows = []
-    for kind in kinds:
-        hits = found[kind]
-        simplest = min(hits, key=lambda h: simplicity(h[0])) if hits else None
-        summary = None
-        if simplest is not None:
-            summary = {"set": changed_fields(simplest[0], claim.default),
-                       "failing_values": simplest[1].extra.get("failing_values", {})}  # fmt: skip
-        rows.append(AuditRow(claim.id, kind, tried[kind], len(hits), summary, diverged, {},
-                             prior))  # fmt: skip
-    return rows
-
-
 def audit(
     claims: Sequence[str | Claim] | None,
     budget: int,
@@ -265,20 +223,29 @@ def audit(
 ) -> list[AuditRow]:
     """Audit several claims (all built-in claims when ``claims`` is None) under each prior.
 
-    ``progress`` shows a bar on stderr over every (claim, prior, configuration).
+    ``progress`` shows a bar on stderr, advancing by each claim's expected cost
+    (:data:`COST_MS`, :data:`MATCHED_MS`) so that its ETA holds across claims.
     """
     from tqdm.auto import tqdm
 
     items = list(claims) if claims else list(claim_ids())
     resolved = [c if isinstance(c, Claim) else get_claim(c) for c in items]
-    bar = tqdm(total=len(resolved) * len(priors) * budget, desc="audit", unit="config",
-               disable=not progress, leave=False)  # fmt: skip
+    costs = [expected_cost(c, budget) for c in resolved]
+    total = sum((per * budget + after) * len(priors) for per, after in costs)
+    fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}"
+    bar = tqdm(total=round(total), desc="audit", disable=not progress, leave=False,
+               bar_format=fmt)  # fmt: skip
     rows = []
+    planned = 0.0
     try:
-        for claim in resolved:
+        for claim, (per, after) in zip(resolved, costs, strict=True):
             for p in priors:
                 bar.set_postfix_str(f"{claim.id}, {p}")
-                rows.extend(audit_claim(claim, budget, rng, p, tick=lambda: bar.update(1)))
+                step = functools.partial(bar.update, per)
+                rows.extend(audit_claim(claim, budget, rng, p, tick=step))
+                planned += per * budget + after
+                bar.update(max(0.0, planned - bar.n))
+                bar.refresh()  # show each finished (claim, prior), the last one at 100%
     finally:
         bar.close()
     return rows
@@ -344,7 +311,9 @@ def report_json(rows: Sequence[AuditRow], budget: int, seed: int) -> str:
 __all__ = [
     "BOUNDS",
     "CLAIMS",
+    "COST_MS",
     "EXACT_CONDITIONS",
+    "MATCHED_MS",
     "PRIORS",
     "SAMPLERS",
     "SCHEMA",
@@ -353,6 +322,7 @@ __all__ = [
     "audit_claim",
     "audit_failures",
     "changed_fields",
+    "expected_cost",
     "format_table",
     "report_json",
     "simplicity",

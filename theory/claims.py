@@ -18,8 +18,9 @@ import numpy as np
 
 from synthetic.config import ConfigError, SimConfig
 from theory import _closer, _kumar, _kumar_flow
-from theory.declare import Claim, claim, log
+from theory.declare import Claim, claim
 from theory.records import CheckRecord
+from theory.space import log
 
 
 def _no_prediction(claim: str) -> Callable[[SimConfig], dict[str, Any]]:
@@ -52,10 +53,13 @@ _ISO = SimConfig(covariate="isotropic", d=12, m=3, C=4, lam=1.0, eta=0.2, vcom_n
 _COV = SimConfig(covariate="own", d=12, m=3, C=4, lam=1.0, eta=0.2, eps=0.3, client=0)
 _SAMPLES = SimConfig(covariate="isotropic", d=20, m=2, C=3, n=8, eta=0.05, steps=50)
 
-# Where `feddistort theory property` searches each claim (inside its hypotheses, mostly).
-_ONE_STEP = {"steps": 1, "n": None, "eta": log(0.01, 1.5)}
+# Where `feddistort theory property` searches each claim (inside its hypotheses, mostly):
+# lam and ||V*_com|| over the audit samplers' ranges (theory/_samplers.py), so that a search
+# and the audit look at the same region (lam = 0 with V*_com = 0 makes every target zero).
+_LAM_VCOM = {"lam": (0.1, 3.0), "vcom_norm": (0.0, 2.0)}
+_ONE_STEP = {"steps": 1, "n": None, "eta": log(0.01, 1.5), **_LAM_VCOM}
 _MANY_STEPS = {"d": (6, 16), "m": (1, 2), "C": (2, 3), "n": (1, 10), "steps": (1, 30),
-               "eta": log(0.002, 0.05), "lam": (0.0, 2.0), "vcom_norm": (0.0, 1.5),
+               "eta": log(0.002, 0.05), **_LAM_VCOM,
                "covariate": ("isotropic", "own", "mix", "random")}  # fmt: skip
 _SPACES: dict[str, dict[str, Any]] = {
     "lemma-4.3": {**_ONE_STEP, "covariate": "isotropic"},
@@ -232,7 +236,7 @@ def get_claim(claim_id: str) -> Claim:
 
 def require_hypotheses(claim: Claim, config: SimConfig) -> None:
     """Raise a ConfigError naming the first failed hypothesis of ``claim`` on ``config``."""
-    failures = claim.hypotheses(config)
+    failures = claim.unmet(config)
     if failures:
         more = f" (and {len(failures) - 1} more: {'; '.join(failures[1:])})" if failures[1:] else ""
         raise ConfigError(failures[0] + more)

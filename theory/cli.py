@@ -46,7 +46,7 @@ def _parse_sets(items: list[str] | None) -> dict[str, str]:
 def _config(claim_id: str, sets: list[str] | None) -> Any:
     from synthetic.config import config_from_mapping
     from theory.claims import require_hypotheses
-    from theory.declare import resolve_claim
+    from theory.resolve import resolve_claim
 
     claim = resolve_claim(claim_id)
     config = config_from_mapping(_parse_sets(sets), base=claim.default)
@@ -168,7 +168,7 @@ def _audit(args: argparse.Namespace) -> int:
     import numpy as np
 
     from theory.audit import audit, audit_failures, format_table, report_json, write_atomic
-    from theory.declare import resolve_claim
+    from theory.resolve import resolve_claim
 
     if args.budget < 1:
         raise ValueError(f"--budget={args.budget} is invalid: expected at least 1")
@@ -200,7 +200,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _property(args: argparse.Namespace) -> int:
-    from theory.declare import resolve_claim
+    from theory.resolve import resolve_claim
     from theory.search import property_search
 
     claim = resolve_claim(args.claim)

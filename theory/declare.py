@@ -11,26 +11,22 @@ A claim is a statement about the simulated metrics of one configuration::
 :class:`theory.results.Results`); the function returns a bool or a bool array, and every
 entry must hold. ``@claim`` returns a :class:`Claim` and registers nothing: the toolkit's own
 claims are listed in one explicit tuple (:data:`theory.claims.BUILTIN`), a user's claim is
-found by ``MODULE:NAME`` (:func:`resolve_claim`).
+found by ``MODULE:NAME`` (:func:`theory.resolve.resolve_claim`). Search spaces are in
+:mod:`theory.space`.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import math
-import os
-import sys
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from synthetic.config import ConfigError, SimConfig, field_names
+from synthetic.config import ConfigError, SimConfig
 from synthetic.names import DEFAULT_METRICS, GLOBAL_METHOD, METHODS, METRICS
 from theory.records import CheckRecord, compare, diverged_record
+from theory.space import DEFAULT_SPACE, check_space
 
 #: Name of a user's claim among a record's verdicts (the exit-code rule names it).
 USER_CLAIM = "user's claim"
@@ -40,83 +36,6 @@ DEFAULT_METHODS: tuple[str, ...] = (GLOBAL_METHOD, "ft", "lp", "lpft")
 
 class ClaimError(ConfigError):
     """A claim that cannot be used: not found, raises, or returns a non-boolean (exit 2)."""
-
-
-@dataclass(frozen=True)
-class LogRange:
-    """A log-uniform range ``lo <= x <= hi`` (``0 < lo < hi``) of a search space."""
-
-    lo: float
-    hi: float
-
-
-def log(lo: float, hi: float) -> LogRange:
-    """A log-uniform search range, e.g. ``space={"eta": log(0.01, 1.5)}``."""
-    if not (0 < lo < hi and math.isfinite(hi)):
-        raise ConfigError(f"log({lo!r}, {hi!r}) is invalid: expected 0 < lo < hi < inf")
-    return LogRange(float(lo), float(hi))
-
-
-#: Where :func:`claim` searches when ``space`` does not say (``d`` is m + C + 0..4 unless
-#: given). Bounded and small, so that one example costs about a millisecond.
-DEFAULT_SPACE: dict[str, Any] = {
-    "m": (1, 3),
-    "C": (2, 5),
-    "lam": (0.0, 3.0),
-    "vcom_norm": (0.0, 2.0),
-    "eta": log(0.01, 1.0),
-    "covariate": ("isotropic", "own", "shared", "random", "basis", "mix"),
-    "mix": (0.0, 1.0),
-    "eps": (0.05, 1.0),
-    "loss": ("mse", "half_mse"),
-    "seed": (0, 1000),
-}
-
-
-#: Fields drawn only when the geometry uses them (eps: not isotropic; mix; rho: overlap).
-GEOMETRY_FIELDS: tuple[str, ...] = ("covariate", "eps", "mix", "rho")
-#: Extra input dimensions above k = m + C when ``d`` is not in the space.
-D_EXTRA: tuple[int, int] = (0, 4)
-
-
-def is_range(spec: Any) -> bool:
-    """Whether a space entry is a ``(lo, hi)`` range of two numbers (not a choice)."""
-    return (
-        isinstance(spec, tuple)
-        and len(spec) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)
-    )
-
-
-def round4(x: float, lo: float, hi: float) -> float:
-    """``x`` to 4 significant digits, kept inside [lo, hi] (short ``--set`` values)."""
-    return min(max(float(f"{x:.4g}"), lo), hi)
-
-
-@functools.cache
-def is_int_field(name: str) -> bool:
-    """Whether SimConfig field ``name`` holds integers."""
-    hint = typing.get_type_hints(SimConfig)[name]
-    return hint is int or int in typing.get_args(hint)
-
-
-def check_space(space: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Validate a search space: known fields, ordered ranges, non-empty choices.
-
-    Entries: ``(lo, hi)`` (integers for integer fields), :func:`log`, a tuple or list of
-    choices, or one fixed value.
-    """
-    known = field_names()
-    out: dict[str, Any] = {}
-    for key, spec in space.items():
-        if key not in known:
-            raise ConfigError(f"{where} key {key!r} is invalid: expected one of {', '.join(known)}")
-        if is_range(spec) and not spec[0] <= spec[1]:
-            raise ConfigError(f"{where} {key}={spec!r} is invalid: expected lo <= hi")
-        if isinstance(spec, (list, tuple)) and not is_range(spec) and not spec:
-            raise ConfigError(f"{where} {key}=() is invalid: expected at least one choice")
-        out[key] = tuple(spec) if isinstance(spec, list) else spec
-    return out
 
 
 @dataclass(frozen=True)
@@ -139,7 +58,7 @@ class Claim:
     default : SimConfig
         The base configuration (``--set`` changes it; counterexamples print the difference).
     space : dict
-        Field -> ``(lo, hi)``, :func:`log` ``(lo, hi)``, choices, or a fixed value.
+        Field -> ``(lo, hi)``, :func:`theory.space.log` ``(lo, hi)``, choices, or a fixed value.
     closed_form : callable or None
         ``config -> {(method, metric): predicted per-client values}`` compared with the
         simulator within ``atol + rtol * max |predicted|``; for a ``full_check`` claim,
@@ -177,10 +96,17 @@ class Claim:
         """Closed-form quantities on ``config`` (empty when the claim has no closed form)."""
         if self.closed_form is None:
             return {}
-        out = self.closed_form(config)
         if self.full_check:
-            return dict(out)
-        return {f"{metric}_{method}": np.asarray(v, float) for (method, metric), v in out.items()}
+            return dict(self.closed_form(config))
+        try:
+            out = self.closed_form(config)
+            return {f"{metric}_{method}": np.asarray(v, float)
+                    for (method, metric), v in out.items()}  # fmt: skip
+        except Exception as err:  # a user's closed form: one line (exit 2)
+            raise ClaimError(
+                f"claim {self.id!r}: closed_form raised {type(err).__name__}: {err}; expected "
+                "{(method, metric): per-client values}"
+            ) from err
 
     def check(
         self, config: SimConfig, rng: np.random.Generator | None, convention: str = "global"
@@ -224,6 +150,25 @@ class Claim:
             ) from None
         record = compare(self.id, config, predicted, measured, rtol=self.rtol, atol=self.atol)
         return replace(record, conclusions={self.name: bool(ok.all())}, extra=extra)
+
+    def unmet(self, config: SimConfig) -> list[str]:
+        """The claim's unmet hypotheses on ``config``, validated.
+
+        A user's function that raises, or returns anything but a list of strings, is a
+        :class:`ClaimError`.
+        """
+        try:
+            out = self.hypotheses(config)
+        except Exception as err:
+            raise ClaimError(
+                f"claim {self.id!r}: hypotheses raised {type(err).__name__}: {err}"
+            ) from err
+        if not isinstance(out, list) or not all(isinstance(m, str) for m in out):
+            raise ClaimError(
+                f"claim {self.id!r}: hypotheses returned {out!r}: expected a list of strings, "
+                "each an unmet hypothesis ([] when the claim applies)"
+            )
+        return out
 
     def verdict(self, r: Any) -> np.ndarray:
         """The function's verdict per fine-tuning client, shape (P,), validated."""
@@ -279,7 +224,7 @@ def claim(
     """Decorator: turn ``function(r) -> bool`` into a :class:`Claim` (registers nothing).
 
     Parameters are the fields of :class:`Claim`; ``space`` entries override
-    :data:`DEFAULT_SPACE` (give a fixed value to stop searching a field).
+    :data:`theory.space.DEFAULT_SPACE` (give a fixed value to stop searching a field).
 
     Examples
     --------
@@ -328,64 +273,11 @@ def _text(value: Any) -> str:
     return "none" if value is None else repr(value) if isinstance(value, float) else str(value)
 
 
-def resolve_claim(text: str) -> Claim:
-    """A built-in claim id, or ``MODULE:NAME`` of a user's claim (module in the cwd or path).
-
-    Raises
-    ------
-    ClaimError
-        Unknown id, module or name, a module that fails to import, or an object that is not
-        a :class:`Claim`; the message says which.
-    """
-    if ":" not in text:
-        from theory.claims import get_claim
-
-        return get_claim(text)
-    module_name, _, attr = text.partition(":")
-    if not module_name or not attr:
-        raise ClaimError(f"claim {text!r} is invalid: expected a claim id or MODULE:NAME")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name is not None and module_name.startswith(err.name):
-            raise ClaimError(
-                f"claim {text!r}: module {module_name!r} not found (looked in the working "
-                f"directory {cwd} and on sys.path)"
-            ) from None
-        raise ClaimError(f"claim {text!r}: importing {module_name!r} failed: {err}") from err
-    except Exception as err:
-        raise ClaimError(
-            f"claim {text!r}: importing {module_name!r} raised {type(err).__name__}: {err}"
-        ) from err
-    if not hasattr(module, attr):
-        raise ClaimError(f"claim {text!r}: module {module_name!r} has no attribute {attr!r}")
-    found = getattr(module, attr)
-    if not isinstance(found, Claim):
-        raise ClaimError(
-            f"claim {text!r} is a {type(found).__name__}, not a claim: expected a function "
-            "decorated with @theory.claim(...)"
-        )
-    return found
-
-
 __all__ = [
-    "D_EXTRA",
     "DEFAULT_METHODS",
-    "GEOMETRY_FIELDS",
-    "DEFAULT_SPACE",
     "USER_CLAIM",
     "Claim",
     "ClaimError",
-    "LogRange",
-    "check_space",
     "claim",
     "describe",
-    "is_int_field",
-    "is_range",
-    "log",
-    "resolve_claim",
-    "round4",
 ]

@@ -5,9 +5,10 @@ tested in ``tests/theory/test_theory_examples.py``:
 
 - :data:`lp_never_raises_local` holds: linear probing minimizes the local loss over the head
   with the features fixed, and the global model's head is one such head.
-- :data:`ft_never_raises_global` is false: one FT step from the idealized global model raises
-  the global loss (over all clients, D_G) once FT overshoots; on isotropic inputs exactly when
-  tau = 2 c_L eta s > 2 / C ([CLOSER] Thm 4.4: c_L lam^2 (1 - 2 tau/C + tau^2) > c_L lam^2).
+- :data:`ft_never_raises_global` is false: one FT step from the idealized global model can
+  raise the global loss (over all clients, D_G); on isotropic inputs exactly when
+  tau = 2 c_L eta s > 2 / C ([CLOSER] Thm 4.4: c_L lam^2 (1 - 2 tau/C + tau^2) > c_L lam^2),
+  and with ``random`` or ``basis`` input means already at the smallest step sizes searched.
 - :data:`lpft_no_worse_at_matched_local` is open-ended: LP-FT's global loss is at most FT's
   at the same local loss, where FT's loss is read off its step-size frontier. It is searched
   over geometries, sample sizes and ridge-regularized probing (so that LP-FT's local loss is
@@ -19,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from theory.declare import claim, log
+from theory.declare import claim
 from theory.results import Results
+from theory.space import log
 
 #: Relative tolerance of "no worse" at matched local loss (the frontier is interpolated
 #: linearly between 201 step sizes; the interpolation error is far below this).

@@ -11,7 +11,7 @@ Use them in your own pytest files::
     def test_something(config):
         ...
 
-``configs(**overrides)`` draws over :data:`theory.declare.DEFAULT_SPACE` (an override is a
+``configs(**overrides)`` draws over :data:`theory.space.DEFAULT_SPACE` (an override is a
 fixed value, a ``(lo, hi)`` range, :func:`theory.log` ``(lo, hi)`` or a tuple of choices);
 ``configs(claim=c)`` draws over the claim's space from its default, and only configurations
 meeting its hypotheses. Every draw passes SimConfig validation (invalid combinations are
@@ -30,12 +30,11 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from synthetic.config import ConfigError, SimConfig
-from theory.declare import (
+from theory.declare import Claim, ClaimError
+from theory.space import (
     D_EXTRA,
     DEFAULT_SPACE,
     GEOMETRY_FIELDS,
-    Claim,
-    ClaimError,
     LogRange,
     check_space,
     is_int_field,
@@ -70,7 +69,7 @@ def dims(
 
 def step_sizes(lo: float = 0.01, hi: float = 1.0) -> st.SearchStrategy[float]:
     """Log-uniform step sizes in [lo, hi], 4 significant digits."""
-    from theory.declare import log
+    from theory.space import log
 
     return entry("eta", log(lo, hi))
 
@@ -122,7 +121,7 @@ def configs(
     claim : Claim, optional
         Draw over its space, from its default, meeting its hypotheses.
     space : mapping, optional
-        The space (default: the claim's, else :data:`theory.declare.DEFAULT_SPACE`).
+        The space (default: the claim's, else :data:`theory.space.DEFAULT_SPACE`).
     base : SimConfig, optional
         Values of the fields not drawn (default: the claim's default, else ``SimConfig()``).
     **overrides
@@ -159,7 +158,7 @@ def configs(
             assume(False)
             raise  # unreachable: assume(False) rejects the draw
         if claim is not None:
-            assume(not claim.hypotheses(config))
+            assume(not claim.unmet(config))
         return config
 
     return draw_config()

@@ -180,3 +180,40 @@ def test_user_closed_form_is_compared_with_the_simulator(scale, failed):
     if failed:
         result = property_search(c, {"covariate": "isotropic"}, max_examples=20, seed=0)
         assert result.failed == ["closed form"]
+
+
+def test_a_closed_form_that_raises_is_one_clear_error():
+    bad = claim("bad-closed-form", statement="s", methods=("ft",), metrics=("local_loss",),
+                closed_form=lambda config: [1.0])(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
+    with pytest.raises(ClaimError, match="closed_form raised AttributeError"):
+        bad.check(SimConfig(), None)
+
+
+@pytest.mark.parametrize(("hypotheses", "message"), [
+    (lambda config: 1 / 0, "hypotheses raised ZeroDivisionError"),
+    (lambda config: "isotropic only", "expected a list of strings"),
+])  # fmt: skip
+def test_bad_hypotheses_are_one_clear_error(hypotheses, message):
+    bad = claim("bad-hypotheses", statement="s", methods=("ft",), metrics=("local_loss",),
+                hypotheses=hypotheses)(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
+    with pytest.raises(ClaimError, match=message):
+        property_search(bad, max_examples=3)
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_builtin_search_outcomes_match_the_audit(claim_id):
+    # docs/theory-audit.md: only the conclusions of thm-4.4 and thm-4.5 fail inside the
+    # hypotheses (kumar-prop-3.2's federated reading is not part of its check).
+    result = property_search(CLAIMS[claim_id], max_examples=25, seed=0)
+    assert result.holds == (claim_id not in ("thm-4.4", "thm-4.5"))
+    if not result.holds:
+        assert set(result.failed) <= {"paper's conclusion",
+                                      "paper's conclusion over the other clients"}  # fmt: skip
+
+
+def test_prop32_needs_a_nonzero_head():
+    # With lam = 0 and ||V*_com|| = 0 the "random head" has norm ||V*_i|| = 0: FT starts at the
+    # solution and the proposition's contrast is void. A search once shrunk to that point.
+    config = CLAIMS["kumar-prop-3.2"].default.replace(lam=0.0, vcom_norm=0.0)
+    assert any("||V*_i|| > 0" in m for m in CLAIMS["kumar-prop-3.2"].hypotheses(config))
+    assert not CLAIMS["kumar-prop-3.2"].hypotheses(config.replace(lam=0.5))

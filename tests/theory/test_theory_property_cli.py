@@ -192,3 +192,62 @@ def test_closed_form_holding_with_a_failing_conclusion_exits_1(capsys):
     with pytest.raises(SystemExit):
         main(["theory", "check", "--help"])
     assert "conclusion that fails exits 1" in " ".join(capsys.readouterr().out.split())
+
+
+def test_audit_progress_bar_reaches_100_percent_on_stderr(capsys):
+    import numpy as np
+
+    from theory.audit import audit
+
+    rows = audit(["lemma-4.3", "kumar-span"], 2, np.random.default_rng(0), progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "audit:" in captured.err
+    assert "100%" in captured.err
+    assert {r.claim for r in rows} == {"lemma-4.3", "kumar-span"}
+    audit(["lemma-4.3"], 2, np.random.default_rng(0), progress=False)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_same_seed_same_result_across_processes(tmp_path):
+    import subprocess
+
+    argv = [sys.executable, "-m", "feddistort.cli", "theory", "property",
+            "theory.examples:ft_never_raises_global", "--seed", "5", "--json"]  # fmt: skip
+    outs = []
+    for hash_seed in ("1", "2"):
+        env = {**__import__("os").environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert done.returncode == 1, done.stderr
+        outs.append(json.loads(done.stdout))
+    assert outs[0] == outs[1]
+
+
+def test_user_audit_reports_the_region_where_it_fails():
+    import dataclasses
+
+    import numpy as np
+
+    from theory.audit import audit_claim
+    from theory.examples import ft_never_raises_global
+
+    # Restricted to isotropic inputs the claim fails exactly where tau = 2 c_L eta s > 2/C, so
+    # no failure has eta <= 1/(C c_L s) with C <= 5, c_L <= 1, s <= 5: eta > 0.04.
+    iso = dataclasses.replace(
+        ft_never_raises_global, space={**ft_never_raises_global.space, "covariate": "isotropic"}
+    )
+    rows = audit_claim(iso, 60, np.random.default_rng(0))
+    row = next(r for r in rows if r.kind == "user-claim")
+    assert row.violations > 0
+    fails, holds = row.details["ranges_where_it_fails"], row.details["ranges_where_it_holds"]
+    assert fails["eta"][0] > 0.04
+    assert holds["eta"][0] < 0.04
+    assert set(fails) >= {"d", "m", "C", "lam", "eta", "vcom_norm"}
+    assert "eps" not in fails  # isotropic: eps is not used
+    for lo, hi in fails.values():
+        assert lo <= hi
+    # Over every geometry it also fails at small step sizes (random / basis input means).
+    rows = audit_claim(ft_never_raises_global, 200, np.random.default_rng(0))
+    row = next(r for r in rows if r.kind == "user-claim")
+    assert row.details["ranges_where_it_fails"]["eta"][0] < 0.02

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from synthetic.config import SimConfig
 from theory.claims import CLAIMS
-from theory.declare import DEFAULT_SPACE
 from theory.examples import lpft_no_worse_at_matched_local
+from theory.space import DEFAULT_SPACE
 from theory.strategies import configs, dims, geometries, losses, samples, step_sizes
 
 
