@@ -27,3 +27,55 @@ def test_theory_reference_names_every_claim():
 
     text = (ROOT / "docs" / "theory.md").read_text(encoding="utf-8")
     assert [cid for cid in claim_ids() if f"`{cid}`" not in text] == []
+
+
+def _audit_rows() -> dict[tuple[str, str, str], dict]:
+    import json
+
+    audit = json.loads((ROOT / "docs" / "theory-audit.json").read_text(encoding="utf-8"))
+    return {(r["claim"], r["kind"], r["prior"]): r for r in audit["rows"]}
+
+
+def test_theory_reference_numbers_come_from_the_audit():
+    """Every count docs/theory.md quotes is the one in the committed audit JSON."""
+    text = " ".join((ROOT / "docs" / "theory.md").read_text(encoding="utf-8").split())
+    rows = _audit_rows()
+    log, uni = "eta-log-uniform", "eta-uniform"
+
+    def vt(claim: str, kind: str, prior: str) -> tuple[int, int]:
+        row = rows[claim, kind, prior]
+        return row["violations"], row["tried"]
+
+    def bound(claim: str) -> str:
+        closest = max(
+            rows[claim, "bound", p]["details"]["max_bound_over_measured"] for p in (log, uni)
+        )
+        return f"{closest:.2f}"
+
+    v, t = vt("thm-4.4", "conclusion", log)
+    expected = [f"on {v} of {t} configurations with eta log-uniform"]
+    v, t = vt("thm-4.4", "conclusion", uni)
+    expected.append(f"on {v} of {t} with eta uniform")
+    matched = rows["thm-4.4", "conclusion", log]["details"]["matched_local_loss"]
+    expected.append(f"equal on all {matched['verdicts_per_client']['equal']} matched clients")
+    regimes = rows["thm-4.5", "conclusion", log]["details"]["regimes_per_client"]
+    expected.append(
+        f"none {regimes['none']}, infinite {regimes['infinite']}, finite {regimes['finite']}"
+    )
+    v, t = vt("thm-4.5", "conclusion", log)
+    v2, _ = vt("thm-4.5", "conclusion", uni)
+    expected.append(f"failed on {v} of {t} configurations ({v2} of {t} with eta uniform)")
+    v, t = vt("thm-4.5", "conclusion-others", log)
+    v2, _ = vt("thm-4.5", "conclusion-others", uni)
+    expected.append(f"it failed on {v} ({v2}) of {t}")
+    lost = rows["thm-4.5", "conclusion", log]["details"][
+        "lambda_star_under_D_G_but_none_under_others"
+    ]
+    a, b = lost.split("/")
+    expected.append(f"{a} of the {b} client configurations with a lambda* over D_G")
+    v, t = vt("kumar-prop-3.2", "federated-reading", log)
+    v2, t2 = vt("kumar-prop-3.2", "federated-reading", uni)
+    expected.append(f"fails on {v} of {t} configurations with eta log-uniform ({v2} of {t2}")
+    expected.append(f"closest came to {bound('kumar-thm-3.1')} of the measured")
+    expected.append(f"closest came to {bound('kumar-thm-3.1-tight')} of the measured")
+    assert [e for e in expected if e not in text] == []
