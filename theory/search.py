@@ -110,7 +110,7 @@ def fixed_values(claim: Claim, fixed: Mapping[str, Any] | None) -> dict[str, Any
 
 
 #: What to install when hypothesis is missing (it ships with the ``dev`` extra).
-INSTALL_HINT = "pip install hypothesis (or the dev extra: pip install 'feddistort[dev]')"
+INSTALL_HINT = "pip install hypothesis (a dependency of feddistort missing from this environment)"
 
 
 def require_hypothesis() -> None:
