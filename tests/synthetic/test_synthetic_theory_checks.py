@@ -1,4 +1,4 @@
-"""The simulator reproduces the closed forms of THEORY.md exactly, and agrees with sampling."""
+"""The simulator reproduces the closed forms of docs/theory.md exactly, and agrees with sampling."""
 
 from __future__ import annotations
 

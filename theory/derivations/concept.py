@@ -81,7 +81,7 @@ class Thm44Derivation:
     win_sets : dict of int to sympy.Set
         For C = 1..6, the set of tau >= 0 on which LP-FT's global loss is <= FT's.
     theory_md_matches : dict of str to bool
-        Whether THEORY.md's displayed formulas (c_L = 1) equal the derived ones.
+        Whether docs/theory.md's displayed formulas (c_L = 1) equal the derived ones.
     """
 
     losses: dict[str, sp.Expr]
@@ -161,7 +161,7 @@ def derive_thm44() -> Thm44Derivation:
         ).intersect(sp.Interval(0, sp.oo))
         for C in range(1, 7)
     }
-    theory_md = {  # ../shared/THEORY.md Sec. 3, stated for c_L = 1
+    theory_md = {  # docs/theory.md Sec. 3, stated for c_L = 1
         "global_loss_ft": LAM**2 * (1 - 4 * ETA * S_ / N_CLIENTS + 4 * ETA**2 * S_**2),
         "global_loss_lpft": 2 * LAM**2 * (N_CLIENTS - 1) / N_CLIENTS,
         "local_loss_ft": LAM**2 * (1 - 2 * ETA * S_) ** 2,

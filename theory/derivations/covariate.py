@@ -52,7 +52,7 @@ class Thm45Derivation:
     lambda_roots : list of sympy.Expr
         Roots of a4 l^2 + a3 l + (a2 - b2) in l.
     theory_md_matches : bool
-        Whether THEORY.md's A and D (c_L = 1) equal the derived ones.
+        Whether docs/theory.md's A and D (c_L = 1) equal the derived ones.
     """
 
     g: sp.MatrixExpr
@@ -97,7 +97,7 @@ def derive_thm45() -> Thm45Derivation:
     rebuilt = (LAM * A + LAM**2 * D).expand()
     direct = displacement.subs(lam_coeff).subs(g_sym, g).expand()
     assert (rebuilt - direct).expand() == sp.ZeroMatrix(d, 1), (rebuilt, direct)
-    # THEORY.md: A = 2 eta [alpha P e_i + eps^2 u_i + c (alpha e_i + eps^2 u_i)] (P u_i = u_i),
+    # docs/theory.md: A = 2 eta [alpha P e_i + eps^2 u_i + c (alpha e_i + eps^2 u_i)] (P u_i = u_i),
     # D = 4 eta^2 alpha (w_0^T e_i)(alpha e_i + eps^2 u_i); at c_L = 1.
     A_md = 2 * ETA * (alpha * P * e_i + eps**2 * u_i + c * (alpha * e_i + eps**2 * u_i))
     D_md = 4 * ETA**2 * w0_g * (alpha * e_i + eps**2 * u_i)

@@ -1,6 +1,6 @@
 r"""Gradients of the population MSE of y = V^T B x, the one-step FT update, [KUMAR]'s identities.
 
-Notation ([CLOSER] Sec. 4, ../shared/THEORY.md Sec. 2): B in R^{k x d}, V in R^k, the
+Notation ([CLOSER] Sec. 4, docs/theory.md Sec. 2): B in R^{k x d}, V in R^k, the
 end-to-end predictor w = B^T V, a client's second moment S (symmetric) and target w*. The loss is
 
 .. math:: L(V, B) = c_L (B^T V - w^*)^T S (B^T V - w^*),
@@ -85,7 +85,7 @@ def derive_gradients(
 
     Notes
     -----
-    [CLOSER] Sec. 4; ../shared/THEORY.md Sec. 3 ("grad_V = 2 B S_i r; grad_B = 2 V (S_i r)^T",
+    [CLOSER] Sec. 4; docs/theory.md Sec. 3 ("grad_V = 2 B S_i r; grad_B = 2 V (S_i r)^T",
     stated there for c_L = 1).
     """
     B = sp.MatrixSymbol("B", _k, _d)

@@ -12,7 +12,7 @@ client front); ``client`` = the first cut and, when ``back_c >= 1``, the client 
 :func:`empirical.experiment.split.alignment_loss` (KL over softmaxed hidden units, or L2), the
 target ``z_G`` comes from a frozen copy of ``theta_G`` and ``sg`` stops its gradient, so the
 alignment gradient reaches only the client's own parts ([FLEXP]'s term as described publicly;
-THEORY.md Sec. 5 in docs/flexp.md's words).
+docs/theory.md Sec. 5 in docs/flexp.md's words).
 
 Server modes:
 
