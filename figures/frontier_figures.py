@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from figures._pft import REAL_VARIANTS, common, real_runs, seeded_grid, syn_base
 from figures._style import draw, finish, new_figure, tidy
 from figures._trend import Trend, describe_difference, difference_trend, fmt
-from figures.registry import FigureSpec, Settings, register
+from figures.registry import FigureSpec, Settings
 
 Row = dict[str, Any]
 SYN_METHODS = ["ft", "lp", "lpft", "proximal", "sparse", "align"]
@@ -149,23 +149,24 @@ def frontier_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None
     return fig
 
 
-register(
-    FigureSpec(
-        name="frontier",
-        caption=(
-            "Each method's (local, global) frontier over its own knob, compared at matched "
-            "local levels (markers: mean over seeds, bars: range over seeds; interpolated on "
-            "each seed's curve). (a) Two-layer linear model (overlap shift, GD steps 0-400): "
-            "the other clients' loss against the local loss; LP and LP-FT sit at local loss 0 "
-            "(exact probe) and are not matched. (b) Digits CNN (digits-covariate preset; "
-            "smaller with --quick): accuracy on the other clients against local accuracy over "
-            "the fine-tuning epochs. Dashed lines and open "
-            "markers lie on an earlier series (the legend says which when entirely)."
-        ),
-        settings=frontier_settings,
-        data=frontier_data,
-        plot=frontier_plot,
-        trends=frontier_trends,
-        describe=frontier_describe,
-    )
+FRONTIER_SPEC = FigureSpec(
+    name="frontier",
+    caption=(
+        "Each method's (local, global) frontier over its own knob, compared at matched "
+        "local levels (markers: mean over seeds, bars: range over seeds; interpolated on "
+        "each seed's curve). (a) Two-layer linear model (overlap shift, GD steps 0-400): "
+        "the other clients' loss against the local loss; LP and LP-FT sit at local loss 0 "
+        "(exact probe) and are not matched. (b) Digits CNN (digits-covariate preset; "
+        "smaller with --quick): accuracy on the other clients against local accuracy over "
+        "the fine-tuning epochs. Dashed lines and open "
+        "markers lie on an earlier series (the legend says which when entirely)."
+    ),
+    settings=frontier_settings,
+    data=frontier_data,
+    plot=frontier_plot,
+    trends=frontier_trends,
+    describe=frontier_describe,
 )
+
+# The figures this module declares, read by figures.registry (no registration on import).
+SPECS: tuple[FigureSpec, ...] = (FRONTIER_SPEC,)

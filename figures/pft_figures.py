@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from figures._pft import REAL_VARIANTS, common, real_runs, seed_stats, seeded_grid, syn_base
 from figures._style import draw, finish, new_figure, tidy
 from figures._trend import Trend, describe_difference, difference_trend, fmt
-from figures.registry import FigureSpec, Settings, register
+from figures.registry import FigureSpec, Settings
 
 Row = dict[str, Any]
 SYN_METHODS = ["global", "ft", "lp", "lpft", "proximal", "sparse", "align"]
@@ -107,24 +107,22 @@ def tradeoff_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None
     return fig
 
 
-register(
-    FigureSpec(
-        name="tradeoff",
-        caption=(
-            "Local versus global performance of each PFT method (mean over seeds and clients; "
-            "bars: range over seeds). (a) Synthetic two-layer linear model under partial "
-            "feature overlap: loss, lower is better; 'global' is the un-fine-tuned model. (b) "
-            "Real digits experiment "
-            "(digits-covariate preset: 5 clients, 40 FedAvg rounds, 15 fine-tuning epochs; "
-            "--quick: 3 clients, 10 rounds, 3 epochs, 2 seeds): accuracy on the other "
-            "clients' test sets in %, higher is better; 'fedavg' is the global model."
-        ),
-        settings=tradeoff_settings,
-        data=tradeoff_data,
-        plot=tradeoff_plot,
-        trends=tradeoff_trends,
-        describe=tradeoff_describe,
-    )
+TRADEOFF_SPEC = FigureSpec(
+    name="tradeoff",
+    caption=(
+        "Local versus global performance of each PFT method (mean over seeds and clients; "
+        "bars: range over seeds). (a) Synthetic two-layer linear model under partial "
+        "feature overlap: loss, lower is better; 'global' is the un-fine-tuned model. (b) "
+        "Real digits experiment "
+        "(digits-covariate preset: 5 clients, 40 FedAvg rounds, 15 fine-tuning epochs; "
+        "--quick: 3 clients, 10 rounds, 3 epochs, 2 seeds): accuracy on the other "
+        "clients' test sets in %, higher is better; 'fedavg' is the global model."
+    ),
+    settings=tradeoff_settings,
+    data=tradeoff_data,
+    plot=tradeoff_plot,
+    trends=tradeoff_trends,
+    describe=tradeoff_describe,
 )
 
 
@@ -208,21 +206,25 @@ def flooding_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None
     return fig
 
 
-register(
-    FigureSpec(
-        name="flooding",
-        caption=(
-            "FT versus LP-FT at matched local loss via loss flooding. (a) Synthetic (overlap "
-            "shift, 100 GD steps): other clients' global loss against the local loss each "
-            "flood level reaches (FT traces a curve; LP-FT's exact probe leaves zero local "
-            "loss and zero gradient). (b) Real digits (digits-covariate preset; smaller with "
-            "--quick, where the FedAvg model is weak): global accuracy against the flood level "
-            "of the fine-tuning loss (0 = no flooding), mean and range over seeds."
-        ),
-        settings=flooding_settings,
-        data=flooding_data,
-        plot=flooding_plot,
-        trends=flooding_trends,
-        describe=flooding_describe,
-    )
+FLOODING_SPEC = FigureSpec(
+    name="flooding",
+    caption=(
+        "FT versus LP-FT at matched local loss via loss flooding. (a) Synthetic (overlap "
+        "shift, 100 GD steps): other clients' global loss against the local loss each "
+        "flood level reaches (FT traces a curve; LP-FT's exact probe leaves zero local "
+        "loss and zero gradient). (b) Real digits (digits-covariate preset; smaller with "
+        "--quick, where the FedAvg model is weak): global accuracy against the flood level "
+        "of the fine-tuning loss (0 = no flooding), mean and range over seeds."
+    ),
+    settings=flooding_settings,
+    data=flooding_data,
+    plot=flooding_plot,
+    trends=flooding_trends,
+    describe=flooding_describe,
+)
+
+# The figures this module declares, read by figures.registry (no registration on import).
+SPECS: tuple[FigureSpec, ...] = (
+    TRADEOFF_SPEC,
+    FLOODING_SPEC,
 )

@@ -67,42 +67,49 @@ class FigureSpec:
         return f"{self.caption} {self.describe(records)}".strip()
 
 
-REGISTRY: dict[str, FigureSpec] = {}
+# The modules that declare figures, each in a ``SPECS`` tuple: the one explicit list of figures.
+FIGURE_MODULES: tuple[str, ...] = (
+    "figures.theory_figures",
+    "figures.thm45_figures",
+    "figures.kumar_figures",
+    "figures.pft_figures",
+    "figures.distortion_figures",
+    "figures.frontier_figures",
+    "figures.split_depth_figures",
+)
 # Display order (the theory first, then the PFT comparisons).
 ORDER: tuple[str, ...] = (
     "lemma-4.3", "thm-4.4", "thm-4.5", "kumar", "tradeoff", "distortion", "flooding",
-    "frontier",
+    "frontier", "split-depth",
 )  # fmt: skip
-
-
-def register(spec: FigureSpec) -> FigureSpec:
-    """Add a figure to :data:`REGISTRY` (names are unique)."""
-    if spec.name in REGISTRY:
-        raise ValueError(f"figure name={spec.name!r} is already registered")
-    REGISTRY[spec.name] = spec
-    return spec
+REGISTRY: dict[str, FigureSpec] = {}
 
 
 def figure_names() -> list[str]:
-    """Names of every registered figure, in registration order."""
+    """Names of every figure, in display order."""
     _load()
     rank = {name: i for i, name in enumerate(ORDER)}
     return sorted(REGISTRY, key=lambda name: (rank.get(name, len(ORDER)), name))
 
 
 def get_figure(name: str) -> FigureSpec:
-    """The registered figure ``name``; a ValueError names the value and the choices."""
+    """The figure ``name``; a ValueError names the value and the choices."""
     _load()
     if name not in REGISTRY:
-        raise ValueError(f"figure={name!r} is invalid: expected one of {', '.join(REGISTRY)}")
+        raise ValueError(f"figure={name!r} is invalid: expected one of {', '.join(figure_names())}")
     return REGISTRY[name]
 
 
 def _load() -> None:
-    """Import the modules that register figures (once)."""
-    import figures.distortion_figures  # noqa: F401
-    import figures.frontier_figures  # noqa: F401
-    import figures.kumar_figures  # noqa: F401
-    import figures.pft_figures  # noqa: F401
-    import figures.theory_figures  # noqa: F401
-    import figures.thm45_figures  # noqa: F401
+    """Fill :data:`REGISTRY` from the ``SPECS`` of :data:`FIGURE_MODULES` (once; names unique)."""
+    if REGISTRY:
+        return
+    import importlib
+
+    specs: dict[str, FigureSpec] = {}
+    for module in FIGURE_MODULES:
+        for spec in importlib.import_module(module).SPECS:
+            if spec.name in specs:
+                raise ValueError(f"figure name={spec.name!r} is declared twice")
+            specs[spec.name] = spec
+    REGISTRY.update(specs)

@@ -187,3 +187,6 @@ SPEC = FigureSpec(
     data=split_depth_data,
     plot=split_depth_plot,
 )
+
+# The figures this module declares, read by figures.registry (no registration on import).
+SPECS: tuple[FigureSpec, ...] = (SPEC,)

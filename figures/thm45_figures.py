@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from figures._style import PALETTE, draw, finish, new_figure, tidy
 from figures._trend import Trend, describe_error, fmt
-from figures.registry import FigureSpec, Settings, register
+from figures.registry import FigureSpec, Settings
 
 Row = dict[str, Any]
 CONVENTIONS = {"D_G": "", "others": "_others"}  # label -> suffix of the predict_claim keys
@@ -222,24 +222,25 @@ def thm45_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -
     return fig
 
 
-register(
-    FigureSpec(
-        name="thm-4.5",
-        caption=(
-            "[CLOSER] Theorem 4.5 (client means e_i + eps z, one FT step), under both "
-            "'global' conventions: D_G (every client, the fine-tuning one included) and the "
-            "other clients only (the paper's empirical 'Global'). (a) FT's minus LP-FT's "
-            "global loss, lambda^2 ((a2 - b2) + a3 lambda + a4 lambda^2) per convention (lines) "
-            "against the simulation (markers), for lambda in the one-step range "
-            "2 eta lambda ||V*_com|| <= 1; lambda* marked where finite. (b) Finite lambda* "
-            "against the mean geometry, per eta and convention, where it lies in that eta's "
-            "one-step range. (c, d) Whether lambda* is finite, infinite (LP-FT better for "
-            "every lambda) or absent (a2 < b2: FT better at small lambda) over (mix, eta)."
-        ),
-        settings=thm45_settings,
-        data=thm45_data,
-        plot=thm45_plot,
-        trends=thm45_trends,
-        describe=thm45_describe,
-    )
+THM_4_5_SPEC = FigureSpec(
+    name="thm-4.5",
+    caption=(
+        "[CLOSER] Theorem 4.5 (client means e_i + eps z, one FT step), under both "
+        "'global' conventions: D_G (every client, the fine-tuning one included) and the "
+        "other clients only (the paper's empirical 'Global'). (a) FT's minus LP-FT's "
+        "global loss, lambda^2 ((a2 - b2) + a3 lambda + a4 lambda^2) per convention (lines) "
+        "against the simulation (markers), for lambda in the one-step range "
+        "2 eta lambda ||V*_com|| <= 1; lambda* marked where finite. (b) Finite lambda* "
+        "against the mean geometry, per eta and convention, where it lies in that eta's "
+        "one-step range. (c, d) Whether lambda* is finite, infinite (LP-FT better for "
+        "every lambda) or absent (a2 < b2: FT better at small lambda) over (mix, eta)."
+    ),
+    settings=thm45_settings,
+    data=thm45_data,
+    plot=thm45_plot,
+    trends=thm45_trends,
+    describe=thm45_describe,
 )
+
+# The figures this module declares, read by figures.registry (no registration on import).
+SPECS: tuple[FigureSpec, ...] = (THM_4_5_SPEC,)

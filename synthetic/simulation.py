@@ -47,8 +47,9 @@ def expand_grid(
     base : SimConfig
         Values of the fields not in ``grid``; seeds run from ``base.seed``.
     grid : mapping of field name to values, optional
+        A ``seed`` key gives each grid point its own first seed.
     seeds : int
-        Number of seeds ``base.seed, base.seed + 1, ...``.
+        Number of seeds per grid point: ``seed, seed + 1, ...`` from the point's seed.
 
     Returns
     -------
@@ -67,7 +68,7 @@ def expand_grid(
     configs: list[SimConfig] = []
     for values in itertools.product(*(grid[key] for key in keys)):
         point = base.replace(**dict(zip(keys, values, strict=True)))
-        configs.extend(point.replace(seed=base.seed + s) for s in range(seeds))
+        configs.extend(point.replace(seed=point.seed + s) for s in range(seeds))
     return configs
 
 

@@ -105,3 +105,14 @@ def test_failed_run_keeps_existing_output(tmp_path):
     out.write_text("precious\n")
     assert main(["simulate", "--set", "d=2", "--out", str(out), "--no-progress"]) == 2
     assert out.read_text() == "precious\n"
+
+
+def test_expand_grid_honours_a_seed_key():
+    """A ``seed`` grid key is each point's first seed (it was silently overwritten by base.seed)."""
+    from synthetic import SimConfig, expand_grid
+
+    seeds = [c.seed for c in expand_grid(SimConfig(seed=5), {"seed": [0, 10]}, seeds=2)]
+    assert seeds == [0, 1, 10, 11]
+    assert [c.seed for c in expand_grid(SimConfig(seed=5), {"lam": [0.5, 1.0]}, seeds=2)] == [
+        5, 6, 5, 6,
+    ]  # fmt: skip
