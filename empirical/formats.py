@@ -143,7 +143,9 @@ def _read_npz(path: Path) -> RawCheckpoint:
         names = [f"arr_{i}" for i in order]
     else:
         names = list(arrays)
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(arrays[k])) for k in names}
+    # np.require keeps 0-d arrays 0-d (a BatchNorm counter has shape ()); ascontiguousarray
+    # would make them (1,), which no longer fits the model.
+    tensors = {k: torch.from_numpy(np.require(arrays[k], requirements=("C", "W"))) for k in names}
     return RawCheckpoint(tensors, positional=positional, format="npz")
 
 
