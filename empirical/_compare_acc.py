@@ -22,6 +22,8 @@ MOMENT_METRICS = ("cka", "cka_debiased", "procrustes", "principal_angle")
 FEATURE_METRICS = (*PAIRED_METRICS, *MOMENT_METRICS, "minibatch_cka")
 WEIGHT_METRICS = ("weight_l2", "weight_relative_l2", "weight_cosine_distance")
 ALL_METRICS = (*FEATURE_METRICS, *WEIGHT_METRICS)
+GROUP = 8
+"""Complete minibatches of ``minibatch_cka`` processed together (memory: GROUP * m rows)."""
 COLUMNS = ["client", "layer", "kind", "metric", "value", "n", "status"]
 """``kind``: feature, parameter or buffer; ``status``: ok, or why a value is missing/partial."""
 
@@ -66,15 +68,20 @@ class LayerAcc:
             # Minibatches of exactly m rows, whatever the forward batch size.
             self.pending.append((g, c))
             self.n_pending += g.shape[0]
-            if self.n_pending >= self.m:
+            if self.n_pending >= GROUP * self.m:  # a few minibatches at a time
                 self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
         g = torch.cat([a for a, _ in self.pending])
         c = torch.cat([b for _, b in self.pending])
-        full = (g.shape[0] // self.m) * self.m
-        for start in range(0, full, self.m):
-            _minibatch_update(self.minibatch, g[start : start + self.m], c[start : start + self.m])
+        k = g.shape[0] // self.m
+        full = k * self.m
+        if k:  # all complete minibatches at once, as (k, m, d) stacks of Gram products
+            _minibatch_update(
+                self.minibatch,
+                g[:full].reshape(k, self.m, g.shape[1]),
+                c[:full].reshape(k, self.m, c.shape[1]),
+            )
         g, c = g[full:], c[full:]
         if final and g.shape[0] >= 4:  # a final partial batch, as minibatch_cka does
             _minibatch_update(self.minibatch, g, c)

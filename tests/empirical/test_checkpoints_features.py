@@ -364,6 +364,16 @@ def test_minibatch_size_is_independent_of_batch_size(tmp_path: Path) -> None:
         SPEC, g, {"a": c}, {"*": x}, layers=["fc2"], metrics=["minibatch_cka"], minibatch_size=50
     ).value.iloc[0]
     assert abs(other - ref) > 1e-3  # the minibatch size does change the estimate (by ~5e-2)
+    # m=5: 20 minibatches, flushed in groups of 8 as they arrive (not only at the end)
+    small = [
+        compare_checkpoints(SPEC, g, {"a": c}, {"*": x}, layers=["fc2"],
+                            metrics=["minibatch_cka"], batch_size=b, minibatch_size=5)
+        .value.iloc[0]
+        for b in (3, 100)
+    ]  # fmt: skip
+    ref5 = minibatch_cka(extract_features(gm, x, ["fc2"])["fc2"],
+                         extract_features(cm, x, ["fc2"])["fc2"], batch_size=5)  # fmt: skip
+    assert small == pytest.approx([ref5, ref5], abs=1e-6)
 
 
 def test_auto_layers_several_along_the_depth() -> None:
