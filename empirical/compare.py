@@ -56,17 +56,30 @@ def _load(
     return net.eval(), state, report.filled
 
 
-def _read_inputs(data: Mapping[str, Inputs | str | Path], keys: Sequence[str]) -> dict[str, Inputs]:
-    """The inputs of each data name in use, read once; random DataLoaders are refused."""
+def _read_inputs(
+    data: Mapping[str, Inputs | str | Path], keys: Mapping[str, str]
+) -> dict[str, Inputs]:
+    """The inputs of each data name in use (``keys``: client -> name), read once.
+
+    A file that cannot be used is an error naming the clients it is for; random DataLoaders are
+    refused (the global and client features must see the samples in the same order).
+    """
     inputs: dict[str, Inputs] = {}
-    for key in dict.fromkeys(keys):
+    for key in dict.fromkeys(keys.values()):
         given = data[key]
         if isinstance(given, DataLoader) and not isinstance(given.sampler, SequentialSampler):
             raise ValueError(
                 f"data {key!r} is a DataLoader with a random sampler: the global and client "
                 "features must see the samples in the same order; use shuffle=False"
             )
-        inputs[key] = load_inputs(given) if isinstance(given, (str, Path)) else given
+        if not isinstance(given, (str, Path)):
+            inputs[key] = given
+            continue
+        try:
+            inputs[key] = load_inputs(given)
+        except ValueError as err:
+            users = ", ".join(repr(c) for c, k in keys.items() if k == key)
+            raise ValueError(f"data of client {users}: {err}") from None
     return inputs
 
 
@@ -226,7 +239,7 @@ def compare_checkpoints(
     run = _Run(spec, chosen, resolve_layers(g_model, layers), batch_size, minibatch_size,
                spatial, r, opts)  # fmt: skip
     keys = {c: _data_for(c, data) for c in clients}
-    inputs = _read_inputs(data, list(keys.values()))
+    inputs = _read_inputs(data, keys)
     names = {k: str(v) if isinstance(v, (str, Path)) else f"data {k!r}" for k, v in data.items()}
     want_features = any(m in chosen for m in FEATURE_METRICS)
     total = sum(-(-(num_samples(inputs[keys[c]]) or 0) // batch_size) for c in clients)

@@ -130,6 +130,11 @@ def test_cli_bad_data_names_checkpoint_and_data(
         assert message in err, err
         assert name in err
         assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+        if name != "wide.npy":  # read before any forward pass: the line names the client
+            assert "data of client 'c0': " in err
+        else:  # the forward pass names the checkpoint and the data file
+            assert "global.pt on " in err  # the global model runs first
 
 
 ROOT = Path(__file__).resolve().parents[2]
