@@ -198,6 +198,9 @@ def module_tree_state_dict(obj: Any, where: Callable[[str], str]) -> dict[str, t
             walk(child, f"{prefix}{name}.")
 
     def _tensor(value: Any, key: str) -> torch.Tensor:
+        if isinstance(value, Placeholder):
+            raise ValueError(where(f"{key!r} holds an object of {value.target} (not imported, "
+                                   "not run), not a tensor"))  # fmt: skip
         if not isinstance(value, torch.Tensor):
             raise ValueError(where(f"{key!r} holds a {type(value).__name__}, not a tensor"))
         return value.detach()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +13,19 @@ from torch import nn
 from torch.utils.data import DataLoader, SequentialSampler
 from tqdm.auto import tqdm
 
-from empirical._moments import centred_moments
+from empirical._compare_acc import (
+    ALL_METRICS,
+    COLUMNS,
+    FEATURE_METRICS,
+    WEIGHT_METRICS,
+    LayerAcc,
+    check_metrics,
+)
+from empirical._compare_weights import weight_rows
 from empirical.checkpoints import fit_state_dict, load_raw
-from empirical.cka import CKAState, _cka_compute, _cka_update
-from empirical.drift import weight_drift
 from empirical.features import LayerRef, Spatial, iter_features, resolve_layers
 from empirical.inputs import Inputs, load_inputs, num_samples
-from empirical.metrics import _paired_compute, _paired_update
-from empirical.minibatch_cka import _minibatch_compute, _minibatch_update
 from empirical.model_spec import ModelSpec, resolve_model_spec
-from empirical.similarity import _procrustes_from_moments, mean_principal_angle
-
-PAIRED_METRICS = ("delta_l2", "relative_l2", "cosine_distance")
-MOMENT_METRICS = ("cka", "cka_debiased", "procrustes", "principal_angle")
-FEATURE_METRICS = (*PAIRED_METRICS, *MOMENT_METRICS, "minibatch_cka")
-WEIGHT_METRICS = ("weight_l2", "weight_relative_l2", "weight_cosine_distance")
-ALL_METRICS = (*FEATURE_METRICS, *WEIGHT_METRICS)
-COLUMNS = ["client", "layer", "kind", "metric", "value", "n", "status"]
-"""``kind``: feature, parameter or buffer; ``status``: ok, or why a value is missing/partial."""
-
-
-def _check_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
-    if not metrics:
-        return ALL_METRICS
-    bad = [m for m in metrics if m not in ALL_METRICS]
-    if bad:
-        raise ValueError(f"metrics {bad} are invalid: expected some of {', '.join(ALL_METRICS)}")
-    return tuple(dict.fromkeys(metrics))
 
 
 def _data_for(client: str, data: Mapping[str, Any]) -> str:
@@ -51,60 +37,6 @@ def _data_for(client: str, data: Mapping[str, Any]) -> str:
         f"no data for client {client!r}: data names are {sorted(data)}; give one per client or "
         "one named '*' for all"
     )
-
-
-class _LayerAcc:
-    """Accumulators of one (client, layer): paired sums, CKA moments, minibatch HSICs."""
-
-    def __init__(self, metrics: tuple[str, ...], minibatch_size: int) -> None:
-        self.paired = torch.zeros(5, dtype=torch.float64)
-        self.moments = CKAState(row_stats="cka_debiased" in metrics)
-        self.minibatch = torch.zeros(4, dtype=torch.float64)
-        self.m = minibatch_size
-        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.n_pending = 0
-
-    def update(self, g: torch.Tensor, c: torch.Tensor, metrics: tuple[str, ...]) -> None:
-        if any(m in metrics for m in PAIRED_METRICS):
-            _paired_update(self.paired, g, c)
-        if any(m in metrics for m in MOMENT_METRICS):
-            _cka_update(self.moments, g, c)
-        if "minibatch_cka" in metrics:
-            # Minibatches of exactly m rows, whatever the forward batch size.
-            self.pending.append((g, c))
-            self.n_pending += g.shape[0]
-            if self.n_pending >= self.m:
-                self._flush(final=False)
-
-    def _flush(self, final: bool) -> None:
-        g = torch.cat([a for a, _ in self.pending])
-        c = torch.cat([b for _, b in self.pending])
-        full = (g.shape[0] // self.m) * self.m
-        for start in range(0, full, self.m):
-            _minibatch_update(self.minibatch, g[start : start + self.m], c[start : start + self.m])
-        g, c = g[full:], c[full:]
-        if final and g.shape[0] >= 4:  # a final partial batch, as minibatch_cka does
-            _minibatch_update(self.minibatch, g, c)
-        self.pending = [(g, c)] if g.shape[0] and not final else []
-        self.n_pending = sum(a.shape[0] for a, _ in self.pending)
-
-    def compute(self, metrics: tuple[str, ...], r: int) -> dict[str, float]:
-        out: dict[str, float] = {}
-        if "minibatch_cka" in metrics and self.pending:
-            self._flush(final=True)
-        if any(m in metrics for m in PAIRED_METRICS):
-            out.update(_paired_compute(self.paired))
-        if "cka" in metrics:
-            out["cka"] = _cka_compute(self.moments)
-        if "cka_debiased" in metrics:
-            out["cka_debiased"] = _cka_compute(self.moments, debiased=True)
-        if "procrustes" in metrics or "principal_angle" in metrics:
-            mom = centred_moments(self.moments)
-            out["procrustes"] = _procrustes_from_moments(mom)
-            out["principal_angle"] = mean_principal_angle(mom, r)
-        if "minibatch_cka" in metrics:
-            out["minibatch_cka"] = _minibatch_compute(self.minibatch)
-        return {m: v for m, v in out.items() if m in metrics}
 
 
 def _load(
@@ -124,43 +56,92 @@ def _load(
     return net.eval(), state, report.filled
 
 
-def _weight_rows(
+def _read_inputs(
+    data: Mapping[str, Inputs | str | Path], keys: Mapping[str, str]
+) -> dict[str, Inputs]:
+    """The inputs of each data name in use (``keys``: client -> name), read once.
+
+    A file that cannot be used is an error naming the clients it is for; random DataLoaders are
+    refused (the global and client features must see the samples in the same order).
+    """
+    inputs: dict[str, Inputs] = {}
+    for key in dict.fromkeys(keys.values()):
+        given = data[key]
+        if isinstance(given, DataLoader) and not isinstance(given.sampler, SequentialSampler):
+            raise ValueError(
+                f"data {key!r} is a DataLoader with a random sampler: the global and client "
+                "features must see the samples in the same order; use shuffle=False"
+            )
+        if not isinstance(given, (str, Path)):
+            inputs[key] = given
+            continue
+        try:
+            inputs[key] = load_inputs(given)
+        except ValueError as err:
+            users = ", ".join(repr(c) for c, k in keys.items() if k == key)
+            raise ValueError(f"data of client {users}: {err}") from None
+    return inputs
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every client of one comparison shares."""
+
+    spec: ModelSpec
+    chosen: tuple[str, ...]
+    refs: list[LayerRef]
+    batch_size: int
+    minibatch_size: int
+    spatial: Spatial
+    r: int
+    opts: dict[str, Any]
+
+
+def _global_for(
+    run: _Run,
+    g: tuple[nn.Module, dict[str, torch.Tensor]],
+    client_state: Mapping[str, torch.Tensor],
+    missing: Sequence[str],
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """The global model as a client sees it: buffers it lacks (``missing``) from the client."""
+    if not missing:
+        return g
+    model, state = g
+    keys = list(model.state_dict())
+    merged = {**state, **{k: client_state[k] for k in missing}}
+    merged = {k: merged[k] for k in keys}
+    net = run.spec.build()
+    net.load_state_dict(merged)
+    return net.eval(), merged
+
+
+def _feature_rows(
+    run: _Run,
     client: str,
-    ref: Mapping[str, torch.Tensor],
-    oth: Mapping[str, torch.Tensor],
-    parts: Mapping[str, Sequence[str]],
-    buffers: set[str],
-    chosen: tuple[str, ...],
-    skip: Sequence[str],
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Weight-metric rows of one client; a problem gives NaN rows with its status, not a crash."""
-    wanted = [m for m in WEIGHT_METRICS if m in chosen]
-    status = "ok" if not skip else f"ok; {len(skip)} buffers filled in, not compared"
-    a = {k: v for k, v in ref.items() if k not in skip}
-    b = {k: v for k, v in oth.items() if k not in skip}
-    try:
-        drift = weight_drift(a, b, parts, buffers=buffers)
-    except ValueError as err:
-        row = {"client": client, "layer": "all", "kind": "parameter", "value": math.nan, "n": 0}
-        msg = f"weight metrics not computed: {err}"
-        return [{**row, "metric": m, "status": msg} for m in wanted], f"client {client!r}: {msg}"
-    rows = []
-    for group, stats in drift.items():
-        kind = "buffer" if stats["kind"] else "parameter"
-        layer = group.removesuffix(" [buffer]")
-        rows += [
-            {
-                "client": client,
-                "layer": layer,
-                "kind": kind,
-                "metric": m,
-                "value": stats[m],
-                "n": int(stats["n"]),
-                "status": status,
-            }  # fmt: skip
-            for m in wanted
-        ]
-    return rows, None
+    global_feats: Sequence[Mapping[str, torch.Tensor]],
+    client_feats: Iterator[Mapping[str, torch.Tensor]],
+    bar: Any,
+) -> list[dict[str, Any]]:
+    """Feature-metric rows of one client from paired batches of global and client features."""
+    accs = {ref.label: LayerAcc(run.chosen, run.minibatch_size) for ref in run.refs}
+    n = 0
+    for g_batch, c_batch in zip(global_feats, client_feats, strict=True):
+        for label, acc in accs.items():
+            acc.update(g_batch[label], c_batch[label])
+        n += next(iter(c_batch.values())).shape[0]
+        bar.update(1)
+    base = {"client": client, "kind": "feature", "n": n, "status": "ok"}
+    return [
+        {**base, "layer": label, "metric": metric, "value": value}
+        for label, acc in accs.items()
+        for metric, value in acc.compute(run.r).items()
+    ]
+
+
+def _check_sizes(batch_size: int, minibatch_size: int) -> None:
+    for name, size, low in (("batch_size", batch_size, 1), ("minibatch_size", minibatch_size, 4)):
+        if not isinstance(size, int) or size < low:
+            raise ValueError(f"{name}={size!r} is invalid: expected an integer >= {low}")
 
 
 def compare_checkpoints(
@@ -210,7 +191,9 @@ def compare_checkpoints(
     model_kwargs : mapping, optional
         Constructor arguments.
     parts : mapping str -> prefixes, optional
-        Named parameter groups reported as ``part:<name>`` by the weight metrics.
+        Named parameter groups reported as ``part:<name>`` by the weight metrics; a prefix is a
+        module name (``fc`` holds ``fc.weight``, not ``fc1.weight``; see
+        :func:`empirical._compare_weights.matches_prefix`).
     batch_size : int
         Rows per forward pass (memory only: no value depends on it).
     minibatch_size : int
@@ -242,103 +225,54 @@ def compare_checkpoints(
         the number of samples or weights; ``status`` is ``ok`` or the reason a weight value is
         NaN (also listed in ``table.attrs["warnings"]``). Weight rows follow the model's order.
     """
-    chosen = _check_metrics(metrics)
+    chosen = check_metrics(metrics)
     if not clients:
         raise ValueError("clients is empty: expected at least one NAME=checkpoint")
-    for name, size in (("batch_size", batch_size), ("minibatch_size", minibatch_size)):
-        if not isinstance(size, int) or size < (4 if name == "minibatch_size" else 1):
-            low = 4 if name == "minibatch_size" else 1
-            raise ValueError(f"{name}={size!r} is invalid: expected an integer >= {low}")
+    _check_sizes(batch_size, minibatch_size)
     spec = model if isinstance(model, ModelSpec) else resolve_model_spec(model, model_kwargs)
     opts: dict[str, Any] = {"trust": trust, "state_key": state_key}
-    global_model, global_state, _ = _load(
-        spec, global_checkpoint, strict=strict and not fill_buffers, **opts
-    )
-    buffers = {name for name, _ in global_model.named_buffers()}
-    global_missing = [k for k in global_model.state_dict() if k not in global_state]
-    if fill_buffers and any(k not in buffers for k in global_missing):
+    g_model, g_state, _ = _load(spec, global_checkpoint, strict=strict and not fill_buffers, **opts)
+    buffers = {name for name, _ in g_model.named_buffers()}
+    g_missing = [k for k in g_model.state_dict() if k not in g_state]
+    if fill_buffers and any(k not in buffers for k in g_missing):
         _load(spec, global_checkpoint, strict=True, **opts)  # raises, naming the missing keys
-    refs: list[LayerRef] = resolve_layers(global_model, layers)
+    run = _Run(spec, chosen, resolve_layers(g_model, layers), batch_size, minibatch_size,
+               spatial, r, opts)  # fmt: skip
     keys = {c: _data_for(c, data) for c in clients}
-    inputs: dict[str, Inputs] = {}
-    for key in dict.fromkeys(keys.values()):
-        given = data[key]
-        if isinstance(given, DataLoader) and not isinstance(given.sampler, SequentialSampler):
-            raise ValueError(
-                f"data {key!r} is a DataLoader with a random sampler: the global and client "
-                "features must see the samples in the same order; use shuffle=False"
-            )
-        inputs[key] = load_inputs(given) if isinstance(given, (str, Path)) else given
+    inputs = _read_inputs(data, keys)
     names = {k: str(v) if isinstance(v, (str, Path)) else f"data {k!r}" for k, v in data.items()}
     want_features = any(m in chosen for m in FEATURE_METRICS)
-    n_batches = [
-        -(-(num_samples(inputs[keys[c]]) or 0) // batch_size) if want_features else 0
-        for c in clients
-    ]
-    global_cache: dict[tuple[str, str], list[dict[str, torch.Tensor]]] = {}
+    total = sum(-(-(num_samples(inputs[keys[c]]) or 0) // batch_size) for c in clients)
+    cache: dict[tuple[str, str], list[dict[str, torch.Tensor]]] = {}
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
-    with tqdm(total=sum(n_batches) or None, disable=not progress, unit="batch") as bar:
+
+    def features(net: nn.Module, key: str, source: str) -> Iterator[dict[str, torch.Tensor]]:
+        return iter_features(net, inputs[key], run.refs, batch_size=batch_size, spatial=spatial,
+                             source=source, data_source=names[key])  # fmt: skip
+
+    with tqdm(total=(total if want_features else 0) or None, disable=not progress,
+              unit="batch") as bar:  # fmt: skip
         for client, path in clients.items():
             bar.set_description(f"client {client}")
-            fill = global_state if fill_buffers else None
-            client_model, client_state, filled = _load(
-                spec, path, strict=strict, fill_from=fill, **opts
-            )
-            g_model, g_state, g_key = global_model, global_state, ""
-            if fill_buffers and global_missing:  # the global model as this client sees it
-                g_state = {**global_state, **{k: client_state[k] for k in global_missing}}
-                g_state = {k: g_state[k] for k in global_model.state_dict()}
-                g_model = spec.build()
-                g_model.load_state_dict(g_state)
-                g_model.eval()
-                g_key, filled = client, [*filled, *global_missing]
+            fill = g_state if fill_buffers else None
+            c_model, c_state, filled = _load(spec, path, strict=strict, fill_from=fill, **opts)
+            seen = _global_for(run, (g_model, g_state), c_state, g_missing if fill_buffers else [])
             if any(m in chosen for m in WEIGHT_METRICS):
-                new, problem = _weight_rows(
-                    client, g_state, client_state, parts if parts is not None
-                    else spec.parts_for(client), buffers, chosen, filled,
+                new, problem = weight_rows(
+                    client, seen[1], c_state, parts if parts is not None
+                    else spec.parts_for(client), buffers, chosen,
+                    [*filled, *(g_missing if fill_buffers else [])],
                 )  # fmt: skip
                 rows += new
                 warnings += [problem] if problem else []
             if not want_features:
                 continue
-            key = keys[client]
-            if (key, g_key) not in global_cache:
-                global_cache[(key, g_key)] = list(
-                    iter_features(
-                        g_model,
-                        inputs[key],
-                        refs,
-                        batch_size=batch_size,
-                        spatial=spatial,
-                        source=str(global_checkpoint),
-                        data_source=names[key],
-                    )  # fmt: skip
-                )
-            accs = {ref.label: _LayerAcc(chosen, minibatch_size) for ref in refs}
-            feats = iter_features(
-                client_model, inputs[key], refs, batch_size=batch_size, spatial=spatial,
-                source=str(path), data_source=names[key],
-            )  # fmt: skip
-            n = 0
-            for g_batch, c_batch in zip(global_cache[(key, g_key)], feats, strict=True):
-                for label, acc in accs.items():
-                    acc.update(g_batch[label], c_batch[label], chosen)
-                n += next(iter(c_batch.values())).shape[0]
-                bar.update(1)
-            for label, acc in accs.items():
-                for metric, value in acc.compute(chosen, r).items():
-                    rows.append(
-                        {
-                            "client": client,
-                            "layer": label,
-                            "kind": "feature",
-                            "metric": metric,
-                            "value": value,
-                            "n": n,
-                            "status": "ok",
-                        }  # fmt: skip
-                    )
+            key, variant = keys[client], client if fill_buffers and g_missing else ""
+            if (key, variant) not in cache:
+                cache[(key, variant)] = list(features(seen[0], key, str(global_checkpoint)))
+            rows += _feature_rows(run, client, cache[(key, variant)],
+                                  features(c_model, key, str(path)), bar)  # fmt: skip
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.attrs["warnings"] = warnings
     return table

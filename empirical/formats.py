@@ -143,7 +143,9 @@ def _read_npz(path: Path) -> RawCheckpoint:
         names = [f"arr_{i}" for i in order]
     else:
         names = list(arrays)
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(arrays[k])) for k in names}
+    # np.require keeps 0-d arrays 0-d (a BatchNorm counter has shape ()); ascontiguousarray
+    # would make them (1,), which no longer fits the model.
+    tensors = {k: torch.from_numpy(np.require(arrays[k], requirements=("C", "W"))) for k in names}
     return RawCheckpoint(tensors, positional=positional, format="npz")
 
 
@@ -227,7 +229,10 @@ def find_state_dict(obj: Any, where: str, state_key: str | None = None) -> dict[
     if isinstance(obj, nn.Module):
         return dict(obj.state_dict())
     if is_module_tree(obj):
-        return module_tree_state_dict(obj, lambda msg: f"{where}: {msg}")
+        try:
+            return module_tree_state_dict(obj, lambda msg: f"{where}: {msg}")
+        except ValueError as err:
+            raise CheckpointError(str(err)) from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(
             f"{where}: holds a {type(obj).__name__}, expected a state_dict (mapping name -> "
@@ -284,9 +289,10 @@ def read_checkpoint(
     obj, ignored, calls = _read_pickle(path, trust)
     try:
         tensors = find_state_dict(obj, str(path), state_key)
-    except CheckpointError:
+    except CheckpointError as err:
         if calls:
-            raise UnsafeCheckpointError(_unsafe(path, calls)) from None
+            reason = str(err).removeprefix(f"{path}: ")
+            raise UnsafeCheckpointError(_unsafe(path, calls) + f" ({reason})") from None
         raise
     whole = is_module_tree(obj) or isinstance(obj, nn.Module)
     return RawCheckpoint(tensors, format="torch-whole-model" if whole else "torch", ignored=ignored)

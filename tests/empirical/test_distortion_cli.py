@@ -130,3 +130,52 @@ def test_cli_bad_data_names_checkpoint_and_data(
         assert message in err, err
         assert name in err
         assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+        if name != "wide.npy":  # read before any forward pass: the line names the client
+            assert "data of client 'c0': " in err
+        else:  # the forward pass names the checkpoint and the data file
+            assert "global.pt on " in err  # the global model runs first
+
+
+ROOT = Path(__file__).resolve().parents[2]
+GUIDE = ROOT / "docs" / "checkpoints.md"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_and_docs_links_resolve() -> None:
+    import re
+
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", text):
+            if target.startswith("http"):
+                continue
+            if target:
+                assert (doc.parent / target).exists(), f"{doc.name}: link {target!r} is broken"
+            elif anchor:
+                assert anchor in anchors, f"{doc.name}: anchor #{anchor} matches no heading"
+
+
+def test_guide_lists_every_option_and_nested_key() -> None:
+    import argparse
+
+    from empirical.formats import NESTED_KEYS
+    from feddistort.distortion_cli import register
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    register(sub)
+    parser = sub.choices["distortion"]
+    text = GUIDE.read_text(encoding="utf-8")
+    options = text[text.index("## Options") :]
+    flags = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+    missing = [f for f in flags if f != "--help" and f"`{f}" not in options]
+    assert not missing, f"docs/checkpoints.md's options table lacks {missing}"
+    listed = ", ".join(f"`{k}`" for k in NESTED_KEYS)
+    assert listed in " ".join(text.split()), "the nested keys in the guide differ from NESTED_KEYS"
