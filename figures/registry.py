@@ -80,4 +80,5 @@ def _load() -> None:
     """Import the modules that register figures (once)."""
     import figures.kumar_figures  # noqa: F401
     import figures.pft_figures  # noqa: F401
+    import figures.stepsize_figures  # noqa: F401
     import figures.theory_figures  # noqa: F401
