@@ -108,7 +108,7 @@ def build_figures(
             "seeds": settings.get("seeds", []), "quick": quick, "package_version": __version__,
         }  # fmt: skip
         try:
-            with showing_inner_progress(progress):
+            with showing_inner_progress(bar.inner(spec.name) if progress else False):
                 data = spec.data(settings, out / "_work" / spec.name)
             csv_path = atomic_write_csv(out / f"{spec.name}.csv", data)
             fig = polish(spec.plot(data))

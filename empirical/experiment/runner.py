@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from empirical.experiment.config import ExperimentConfig
 from empirical.experiment.data import ClientData, make_clients
 from empirical.experiment.lr_sweep import LPPhaseCache, personalize_at_lr
 from empirical.experiment.pft import VARIANTS, personalize
+from empirical.experiment.progress import ProgressHook, RunProgress
 from empirical.experiment.results import BASELINE, write_outputs
 from empirical.experiment.resume import ensure_inputs, inputs_state, tensor_bytes, unit_check
 from empirical.experiment.store import Unit, checked_write, seed_path, write_record
@@ -129,7 +129,7 @@ def _run_unit(
     global_model: nn.Module,
     evaluator: _Evaluator,
     inputs: str,
-    bar: Any,
+    bar: RunProgress,
     lp_cache: LPPhaseCache,
 ) -> None:
     """Compute one unit and write its files, then its ``done.json`` (with their sha256).
@@ -171,7 +171,7 @@ def _run_unit(
             hashes[path] = checked_write(path, tensor_bytes(model))
         metric_rows.extend({**key, "metric": k, "value": v}
                            for k, v in evaluator.final_row(model, c).items())  # fmt: skip
-        bar.update(1)
+        bar.update(config.pft.epochs)
     folder = seed_path(out, "runs", unit.shift, unit.seed) / unit.tag
     for name, rows in (("metrics.csv", metric_rows), ("epochs.csv", epoch_rows)):
         text = pd.DataFrame(rows).to_csv(index=False)
@@ -179,8 +179,13 @@ def _run_unit(
     write_record(folder / "done.json", out, hashes, unit=unit.identity(), inputs=inputs)
 
 
-def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: bool) -> RunReport:
+def execute(
+    config: ExperimentConfig, out: Path, seeds: list[int], progress: bool | ProgressHook
+) -> RunReport:
     """Run every unfinished or damaged unit, then rewrite the aggregated outputs.
+
+    Progress counts client-epochs (:mod:`empirical.experiment.progress`): FedAvg rounds where
+    the global model is (re)trained, and every unit's fine-tuning.
 
     Runs single-threaded (``torch.set_num_threads(1)``, restored afterwards): with these tiny
     models on a shared 2-core machine, two threads measured about 9x slower.
@@ -200,13 +205,33 @@ def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: boo
                        out=out, damaged=[f for s in status.values() for f in s or []])  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    bar = tqdm(total=len(todo) * n_clients, disable=not progress, desc=config.preset, unit="fit")
+    fit = n_clients * config.pft.epochs
+    fed = config.fedavg
+    per_round = max(1, int(round(fed.participation * n_clients))) * fed.local_epochs
+    planned = {key: 0 if ok else fed.rounds * per_round for key, ok in intact.items()}
+    hook = progress if callable(progress) else None
+    bar = RunProgress(len(todo) * fit + sum(planned.values()), progress is True, hook,
+                      config.preset)  # fmt: skip
     try:
         for shift, data, seed, units in groups:
             if intact[(shift, seed)] and not todo.intersection(units):
                 continue
             clients = make_clients(data, np.random.default_rng(seed))
-            global_model, inputs, repaired = ensure_inputs(config, out, shift, seed, clients)
+            where = f"{shift}/seed {seed}" if shift else f"seed {seed}"
+            rounds = [0]
+            expected = planned[(shift, seed)]
+
+            def on_round(rnd: int, model: nn.Module, where: str = where, expected: int = expected,
+                         rounds: list[int] = rounds) -> None:  # fmt: skip
+                if not expected:
+                    bar.add_total(per_round)
+                rounds[0] += 1
+                bar.update(per_round, f"{where} FedAvg round {rnd + 1}/{fed.rounds}")
+
+            global_model, inputs, repaired = ensure_inputs(config, out, shift, seed, clients,
+                                                           on_round)  # fmt: skip
+            if expected and not rounds[0]:  # the checkpoint was reused
+                bar.add_total(-expected)
             report.damaged.extend(repaired)
             evaluator = _Evaluator(clients, global_model)
             lp_cache = LPPhaseCache()
@@ -216,8 +241,8 @@ def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: boo
                         continue
                     # The inputs were recomputed to other bytes: the unit is stale.
                     report.skipped.remove((unit.seed, unit.label))
-                    bar.total = (bar.total or 0) + n_clients
-                bar.set_postfix_str(f"seed {seed} {unit.label}")
+                    bar.add_total(fit)
+                bar.update(0, f"{where} {unit.tag}")
                 _run_unit(config, out, unit, clients, global_model, evaluator, inputs, bar,
                           lp_cache)  # fmt: skip
                 report.trained.append((unit.seed, unit.label))
@@ -258,7 +283,7 @@ def run_experiment(
     out: str | Path,
     seeds: Sequence[int] = (0, 1, 2),
     *,
-    progress: bool = True,
+    progress: bool | ProgressHook = True,
 ) -> RunReport:
     """Run (or resume) the experiment; see the module docstring for the layout.
 
@@ -271,8 +296,10 @@ def run_experiment(
         variants may be extended).
     seeds : sequence of int
         Seeds; each seeds the clients (numpy), the model init and FedAvg/PFT (torch Generators).
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool or callable
+        True: show a tqdm bar (in client-epochs: FedAvg rounds and fine-tuning). A callable
+        ``hook(done, total, label)`` gets the same counts after every FedAvg round and every
+        fine-tuned client instead (no bar); False: nothing.
 
     Returns
     -------
