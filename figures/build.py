@@ -108,7 +108,7 @@ def build_figures(
             "seeds": settings.get("seeds", []), "quick": quick, "package_version": __version__,
         }  # fmt: skip
         try:
-            with showing_inner_progress(progress):
+            with showing_inner_progress(bar.inner(spec.name) if progress else False):
                 data = spec.data(settings, out / "_work" / spec.name)
             records = spec.records(data)
             entry |= {"caption": spec.render_caption(records),

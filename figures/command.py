@@ -25,9 +25,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="figures to build (default all)")
-    parser.add_argument(
-        "--quick", action="store_true", help="small settings (1-2 minutes on 2 cores)"
-    )
+    parser.add_argument("--quick", action="store_true", help="small settings (QUICKTIME)")
     parser.add_argument("--out", default="figures/out", help="output folder (default figures/out)")
     parser.add_argument("--format", default="png", help="comma list of png, pdf, svg (default png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -11,17 +11,25 @@ sentences of the caption that come from those records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from figures._trend import Trend
-
 Settings = dict[str, Any]
+
+
+class TrendRecord(Protocol):
+    """A computed statement of a caption (:class:`figures._trend.Trend` or a figure's own)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record for the manifest."""
+        ...
+
+
 DataFunction = Callable[[Mapping[str, Any], Path], pd.DataFrame]
 PlotFunction = Callable[..., Figure]
 
@@ -53,14 +61,14 @@ class FigureSpec:
     settings: Callable[[bool], Settings]
     data: DataFunction
     plot: PlotFunction
-    trends: Callable[[pd.DataFrame], list[Trend]] | None = None
-    describe: Callable[[list[Trend]], str] | None = None
+    trends: Callable[[pd.DataFrame], Sequence[TrendRecord]] | None = None
+    describe: Callable[[Any], str] | None = None
 
-    def records(self, data: pd.DataFrame) -> list[Trend]:
+    def records(self, data: pd.DataFrame) -> list[TrendRecord]:
         """The trend records of ``data`` (none for a figure without ``trends``)."""
         return [] if self.trends is None else list(self.trends(data))
 
-    def render_caption(self, records: list[Trend]) -> str:
+    def render_caption(self, records: list[TrendRecord]) -> str:
         """The fixed caption followed by the sentences rendered from ``records``."""
         if self.describe is None:
             return self.caption
@@ -76,11 +84,12 @@ FIGURE_MODULES: tuple[str, ...] = (
     "figures.distortion_figures",
     "figures.frontier_figures",
     "figures.split_depth_figures",
+    "figures.stepsize_figures",
 )
 # Display order (the theory first, then the PFT comparisons).
 ORDER: tuple[str, ...] = (
     "lemma-4.3", "thm-4.4", "thm-4.5", "kumar", "tradeoff", "distortion", "flooding",
-    "frontier", "split-depth",
+    "frontier", "step-size", "split-depth",
 )  # fmt: skip
 REGISTRY: dict[str, FigureSpec] = {}
 

@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         "--preset",
         required=True,
         help="digits-covariate, digits-concept, digits-spurious, digits-label, digits-combined, "
-        "digits-iid, digits-step-size, digits-flexp, digits-flexp-budgets",
+        "digits-iid, digits-step-size (FT learning-rate sweep, covariate and concept shift), "
+        "digits-flexp, digits-flexp-budgets",
     )
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default 3)")
     parser.add_argument("--quick", action="store_true", help="small fast version (tests, demos)")

@@ -228,7 +228,11 @@ def make_preset(
     ``digits-step-size`` ([CLOSER] Thm 4.4's step-size condition on the CNN): covariate and
     concept shift, each on its own clients (``shift_units``); variants ``ft, lp, lpft``; the FT
     learning rate (FT, and LP-FT's FT phase) swept over :data:`STEP_SIZE_LRS` while LP keeps
-    lr 0.01. Its ``quick`` version keeps the five learning rates.
+    lr 0.01. Its ``quick`` version keeps the five learning rates, with 3 clients, 10 FedAvg
+    rounds and 2 PFT epochs (LP-FT: 1 LP + 1 FT). The global model of a seed is shared by
+    every learning rate (the sweep changes fine-tuning only), and so is LP-FT's LP phase
+    (:mod:`empirical.experiment.lr_sweep`); seeds are not shared: each draws its own clients,
+    initialization and FedAvg run, so the spread over seeds includes the global model's.
 
     ``digits-flexp`` (covariate and concept shift units; variants ``split, flexp``) and
     ``digits-flexp-budgets`` (covariate; ``flexp`` with a different parameter budget per
@@ -279,7 +283,9 @@ def make_preset(
     if quick:
         data = ClientDataConfig(n_clients=3, shifts=shifts_in_data)
         fed = FedAvgConfig(rounds=10, local=fed_local)
-        pft = PFTConfig(epochs=3, local=pft_local, lp_epochs=1, n_ingredients=2, lss_weight_steps=5)
+        epochs = 2 if lrs else 3  # step-size: 2 shifts x 11 fine-tunings per seed (60 s budget)
+        pft = PFTConfig(epochs=epochs, local=pft_local, lp_epochs=1, n_ingredients=2,
+                        lss_weight_steps=5)  # fmt: skip
     else:
         data = ClientDataConfig(n_clients=5, shifts=shifts_in_data)
         fed = FedAvgConfig(rounds=40, local=fed_local)

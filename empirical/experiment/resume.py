@@ -11,6 +11,7 @@ recorded bytes and the units built on it stay valid).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,12 @@ def inputs_state(
 
 
 def ensure_inputs(
-    config: ExperimentConfig, out: Path, shift: str | None, seed: int, clients: list[ClientData]
+    config: ExperimentConfig,
+    out: Path,
+    shift: str | None,
+    seed: int,
+    clients: list[ClientData],
+    on_round: Callable[[int, nn.Module], None] | None = None,
 ) -> tuple[nn.Module, str, list[str]]:
     """The seed's FedAvg model; test sets and checkpoint repaired or written, and recorded.
 
@@ -124,6 +130,8 @@ def ensure_inputs(
     seed : int
     clients : list of ClientData
         The seed's clients (deterministic from the seed).
+    on_round : callable, optional
+        ``(round, model)`` after every FedAvg round, when the global model is trained.
 
     Returns
     -------
@@ -166,7 +174,7 @@ def ensure_inputs(
     else:
         note(files[0], current)
         train = [(torch.from_numpy(c.x_train), torch.from_numpy(c.y_train)) for c in clients]
-        model = fedavg(model, train, config.fedavg, torch.Generator().manual_seed(seed))
+        model = fedavg(model, train, config.fedavg, torch.Generator().manual_seed(seed), on_round)
         hashes[files[0]] = checked_write(files[0], tensor_bytes(model))
     listing = {p.relative_to(out).as_posix(): h for p, h in hashes.items()}
     if record is None or recorded != listing:

@@ -9,7 +9,6 @@ valid). The final outputs are then byte-identical to those of an undamaged run.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,17 +19,18 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from empirical.experiment.config import ExperimentConfig
 from empirical.experiment.data import ClientData, make_clients
 from empirical.experiment.flexp.unit import run_flexp_unit
-from empirical.experiment.pft import VARIANTS, EpochCallback, personalize
+from empirical.experiment.lr_sweep import LPPhaseCache, personalize_at_lr
+from empirical.experiment.pft import VARIANTS, personalize
 from empirical.experiment.pft_config import ALL_VARIANTS, FLEXP
+from empirical.experiment.progress import ProgressHook, RunProgress
 from empirical.experiment.results import BASELINE, write_outputs
 from empirical.experiment.resume import ensure_inputs, inputs_state, tensor_bytes, unit_check
 from empirical.experiment.store import Unit, checked_write, seed_path, write_record
-from empirical.experiment.training import accuracy, predict_features
+from empirical.experiment.training import predict_features
 from empirical.metrics import delta_l2, linear_cka
 from empirical.model_spec import model_json
 from feddistort_io import atomic_write_text
@@ -60,28 +60,49 @@ def _prepare_out(config: ExperimentConfig, out: Path, seeds: list[int]) -> None:
 
 
 class _Evaluator:
-    """Local/global accuracy and distortion of a personalized model for one client."""
+    """Local/global accuracy and distortion of a personalized model for one client.
+
+    One forward pass per test set gives both the features and (through the head) the
+    accuracy: ``model(x)`` is ``head(features(x))``, so the values are those of
+    :func:`~empirical.experiment.training.accuracy` and ``predict_features``, bit for bit. The
+    FedAvg model's epoch-0 row of each client is computed once and shared by every unit.
+    """
 
     def __init__(self, clients: list[ClientData], global_model: nn.Module) -> None:
         self.tests = [(torch.from_numpy(c.x_test), torch.from_numpy(c.y_test)) for c in clients]
         self.global_features = [predict_features(global_model, x) for x, _ in self.tests]
+        self.global_model = global_model
+        self._start: dict[int, dict[str, float]] = {}
 
-    def accuracies(self, model: nn.Module) -> list[float]:
-        return [accuracy(model, x, y) for x, y in self.tests]
+    @torch.no_grad()
+    def _measure(self, model: nn.Module, client: int) -> tuple[list[float], torch.Tensor]:
+        model.eval()
+        features: nn.Module = model.features  # type: ignore[assignment]
+        head: nn.Module = model.head  # type: ignore[assignment]
+        accs: list[float] = []
+        own = torch.empty(0)
+        for i, (x, y) in enumerate(self.tests):
+            feats = features(x)
+            accs.append(float((head(feats).argmax(dim=1) == y).double().mean()))
+            own = feats if i == client else own
+        return accs, own
 
     def epoch_row(self, model: nn.Module, client: int) -> dict[str, float]:
-        accs = self.accuracies(model)
-        feats = predict_features(model, self.tests[client][0])
+        if model is self.global_model and client in self._start:
+            return dict(self._start[client])
+        accs, feats = self._measure(model, client)
         others = [a for i, a in enumerate(accs) if i != client]
-        return {
+        row = {
             "local_acc": accs[client],
             "global_acc": float(np.mean(others)),
             "delta": delta_l2(self.global_features[client], feats),
         }
+        if model is self.global_model:
+            self._start[client] = dict(row)
+        return row
 
     def final_row(self, model: nn.Module, client: int) -> dict[str, float]:
-        accs = self.accuracies(model)
-        feats = predict_features(model, self.tests[client][0])
+        accs, feats = self._measure(model, client)
         ref = self.global_features[client]
         return {
             "local": accs[client],
@@ -90,38 +111,6 @@ class _Evaluator:
             "delta": delta_l2(ref, feats),
             "cka": linear_cka(ref, feats),
         }
-
-
-def _personalize(
-    config: ExperimentConfig,
-    unit: Unit,
-    global_model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    generator: torch.Generator,
-    log: EpochCallback,
-) -> nn.Module:
-    """Fine-tune one client; in a step-size sweep the FT phase runs at ``unit.ft_lr``.
-
-    LP-FT at ``ft_lr`` is LP for ``lp_epochs`` at the preset's learning rate, then FT for the
-    remaining epochs at ``ft_lr``, on one generator stream: with ``ft_lr`` equal to the
-    preset's rate it is bit-identical to :func:`personalize` ``("lpft", ...)``.
-    """
-    pft = config.pft
-    if unit.ft_lr is None:
-        return personalize(unit.variant, global_model, x, y, pft, generator, log)
-    fast = dataclasses.replace(pft.local, lr=unit.ft_lr)
-    if unit.variant == "ft":
-        ft = dataclasses.replace(pft, local=fast)
-        return personalize("ft", global_model, x, y, ft, generator, log)
-    lp = dataclasses.replace(pft, epochs=pft.lp_epochs, lp_epochs=1)
-    probed = personalize("lp", global_model, x, y, lp, generator, log)
-    rest = dataclasses.replace(pft, epochs=pft.epochs - pft.lp_epochs, lp_epochs=1, local=fast)
-
-    def shifted(epoch: int, model: nn.Module) -> None:
-        log(pft.lp_epochs + epoch, model)
-
-    return personalize("ft", probed, x, y, rest, generator, shifted)
 
 
 def _row_key(config: ExperimentConfig, unit: Unit) -> dict[str, Any]:
@@ -142,9 +131,14 @@ def _run_unit(
     global_model: nn.Module,
     evaluator: _Evaluator,
     inputs: str,
-    bar: Any,
+    bar: RunProgress,
+    lp_cache: LPPhaseCache,
 ) -> None:
-    """Compute one unit and write its files, then its ``done.json`` (with their sha256)."""
+    """Compute one unit and write its files, then its ``done.json`` (with their sha256).
+
+    In a step-size sweep the FT phase runs at ``unit.ft_lr`` and LP-FT's LP phase comes from
+    ``lp_cache`` (:mod:`empirical.experiment.lr_sweep`; bit-identical to recomputing it).
+    """
     metric_rows: list[dict[str, Any]] = []
     epoch_rows: list[dict[str, Any]] = []
     hashes: dict[Path, str] = {}
@@ -159,10 +153,15 @@ def _run_unit(
     for c, cd in enumerate(clients):
         key = {**base, "client": c}
 
-        def log(epoch: int, model: nn.Module, key: dict[str, Any] = key) -> None:
-            row = evaluator.epoch_row(model, int(key["client"]))
+        def evaluate(model: nn.Module, c: int = c) -> dict[str, float]:
+            return evaluator.epoch_row(model, c)
+
+        def record(epoch: int, row: dict[str, float], key: dict[str, Any] = key) -> None:
             epoch_rows.extend({**key, "epoch": epoch, "metric": k, "value": v}
                               for k, v in row.items())  # fmt: skip
+
+        def log(epoch: int, model: nn.Module) -> None:
+            record(epoch, evaluate(model))
 
         log(0, global_model)
         if unit.variant == BASELINE:
@@ -171,12 +170,16 @@ def _run_unit(
             vid = VARIANTS.index(unit.variant)
             gen = torch.Generator().manual_seed(1_000_003 * unit.seed + 1009 * vid + c)
             x, y = torch.from_numpy(cd.x_train), torch.from_numpy(cd.y_train)
-            model = _personalize(config, unit, global_model, x, y, gen, log)
+            if unit.ft_lr is None:
+                model = personalize(unit.variant, global_model, x, y, config.pft, gen, log)
+            else:
+                model = personalize_at_lr(unit.variant, unit.ft_lr, c, global_model, x, y,
+                                          config.pft, gen, evaluate, record, lp_cache)  # fmt: skip
             path = ckpt / f"client{c}.safetensors"
             hashes[path] = checked_write(path, tensor_bytes(model))
         metric_rows.extend({**key, "metric": k, "value": v}
                            for k, v in evaluator.final_row(model, c).items())  # fmt: skip
-        bar.update(1)
+        bar.update(config.pft.epochs)
     folder = seed_path(out, "runs", unit.shift, unit.seed) / unit.tag
     for name, rows in (("metrics.csv", metric_rows), ("epochs.csv", epoch_rows)):
         text = pd.DataFrame(rows).to_csv(index=False)
@@ -184,8 +187,13 @@ def _run_unit(
     write_record(folder / "done.json", out, hashes, unit=unit.identity(), inputs=inputs)
 
 
-def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: bool) -> RunReport:
+def execute(
+    config: ExperimentConfig, out: Path, seeds: list[int], progress: bool | ProgressHook
+) -> RunReport:
     """Run every unfinished or damaged unit, then rewrite the aggregated outputs.
+
+    Progress counts client-epochs (:mod:`empirical.experiment.progress`): FedAvg rounds where
+    the global model is (re)trained, and every unit's fine-tuning.
 
     Runs single-threaded (``torch.set_num_threads(1)``, restored afterwards): with these tiny
     models on a shared 2-core machine, two threads measured about 9x slower.
@@ -205,24 +213,46 @@ def execute(config: ExperimentConfig, out: Path, seeds: list[int], progress: boo
                        out=out, damaged=[f for s in status.values() for f in s or []])  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    bar = tqdm(total=len(todo) * n_clients, disable=not progress, desc=config.preset, unit="fit")
+    fit = n_clients * config.pft.epochs
+    fed = config.fedavg
+    per_round = max(1, int(round(fed.participation * n_clients))) * fed.local_epochs
+    planned = {key: 0 if ok else fed.rounds * per_round for key, ok in intact.items()}
+    hook = progress if callable(progress) else None
+    bar = RunProgress(len(todo) * fit + sum(planned.values()), progress is True, hook,
+                      config.preset)  # fmt: skip
     try:
         for shift, data, seed, units in groups:
             if intact[(shift, seed)] and not todo.intersection(units):
                 continue
             clients = make_clients(data, np.random.default_rng(seed))
-            global_model, inputs, repaired = ensure_inputs(config, out, shift, seed, clients)
+            where = f"{shift}/seed {seed}" if shift else f"seed {seed}"
+            rounds = [0]
+            expected = planned[(shift, seed)]
+
+            def on_round(rnd: int, model: nn.Module, where: str = where, expected: int = expected,
+                         rounds: list[int] = rounds) -> None:  # fmt: skip
+                if not expected:
+                    bar.add_total(per_round)
+                rounds[0] += 1
+                bar.update(per_round, f"{where} FedAvg round {rnd + 1}/{fed.rounds}")
+
+            global_model, inputs, repaired = ensure_inputs(config, out, shift, seed, clients,
+                                                           on_round)  # fmt: skip
+            if expected and not rounds[0]:  # the checkpoint was reused
+                bar.add_total(-expected)
             report.damaged.extend(repaired)
             evaluator = _Evaluator(clients, global_model)
+            lp_cache = LPPhaseCache()
             for unit in units:
                 if unit not in todo:
                     if unit_check(out, unit, n_clients, inputs) is None:
                         continue
                     # The inputs were recomputed to other bytes: the unit is stale.
                     report.skipped.remove((unit.seed, unit.label))
-                    bar.total = (bar.total or 0) + n_clients
-                bar.set_postfix_str(f"seed {seed} {unit.label}")
-                _run_unit(config, out, unit, clients, global_model, evaluator, inputs, bar)
+                    bar.add_total(fit)
+                bar.update(0, f"{where} {unit.tag}")
+                _run_unit(config, out, unit, clients, global_model, evaluator, inputs, bar,
+                          lp_cache)  # fmt: skip
                 report.trained.append((unit.seed, unit.label))
     finally:
         bar.close()
@@ -261,7 +291,7 @@ def run_experiment(
     out: str | Path,
     seeds: Sequence[int] = (0, 1, 2),
     *,
-    progress: bool = True,
+    progress: bool | ProgressHook = True,
 ) -> RunReport:
     """Run (or resume) the experiment; see the module docstring for the layout.
 
@@ -274,8 +304,10 @@ def run_experiment(
         variants may be extended).
     seeds : sequence of int
         Seeds; each seeds the clients (numpy), the model init and FedAvg/PFT (torch Generators).
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool or callable
+        True: show a tqdm bar (in client-epochs: FedAvg rounds and fine-tuning). A callable
+        ``hook(done, total, label)`` gets the same counts after every FedAvg round and every
+        fine-tuned client instead (no bar); False: nothing.
 
     Returns
     -------

@@ -170,7 +170,8 @@ def experiment_chunk(
     ----------
     configs : sequence of mapping
         One mapping with ``preset``, ``seed``, ``quick``, ``variants`` and ``work`` (the
-        unit's folder; a rerun resumes the variants already finished there).
+        unit's folder; a rerun resumes the variants already finished there), and ``shift``
+        for a preset with several shift units (``digits-step-size``): that shift only.
     methods, metrics : sequence of str
         Unused (the engine's task signature).
 
@@ -183,7 +184,9 @@ def experiment_chunk(
     from empirical.experiment.results import load_metrics
 
     (unit,) = configs
-    config = make_preset(unit["preset"], quick=unit["quick"], variants=unit["variants"])
+    shifts = [unit["shift"]] if "shift" in unit else None
+    config = make_preset(unit["preset"], quick=unit["quick"], variants=unit["variants"],
+                         shifts=shifts)  # fmt: skip
     run_experiment(config, unit["work"], [unit["seed"]], progress=False)
     return load_metrics(unit["work"])
 
@@ -210,13 +213,23 @@ class ExperimentSweep:
     variants: tuple[str, ...] | None = None
 
     def units(self) -> list[dict[str, Any]]:
-        """The (preset, seed) units in result order (preset-major, seeds fastest)."""
+        """The (preset, [shift,] seed) units in result order (preset-major, seeds fastest).
+
+        A preset with several shift units (``digits-step-size``) gives one unit per shift
+        and seed, with a ``shift`` key (its metrics carry a ``shift`` column); the others
+        have no ``shift`` key (their chunk keys are unchanged).
+        """
+        from empirical.experiment.config import make_preset
+
         variants = list(self.variants) if self.variants is not None else None
-        return [
-            {"preset": p, "seed": s, "quick": self.quick, "variants": variants}
-            for p in self.presets
-            for s in range(self.seeds)
-        ]
+        units: list[dict[str, Any]] = []
+        for p in self.presets:
+            shifts = make_preset(p, quick=self.quick, variants=variants).shift_units
+            for shift in shifts or (None,):
+                units += [{"preset": p, "seed": s, "quick": self.quick, "variants": variants}
+                          | ({} if shift is None else {"shift": shift})
+                          for s in range(self.seeds)]  # fmt: skip
+        return units
 
     def tasks(self, out: Path) -> list[ChunkTask]:
         """One chunk per unit; its work folder is ``out/work/<key>`` (key without the path)."""
@@ -228,8 +241,9 @@ class ExperimentSweep:
         return tasks
 
     def label(self, config: Mapping[str, Any]) -> str:
-        """Preset and seed of a unit."""
-        return f"preset={config['preset']} seed={config['seed']}"
+        """Preset, shift (if any) and seed of a unit."""
+        shift = f" shift={config['shift']}" if "shift" in config else ""
+        return f"preset={config['preset']}{shift} seed={config['seed']}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``spec.json``)."""
