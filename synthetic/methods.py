@@ -109,8 +109,9 @@ def gradient_descent(
     Fit
     """
     batch = np.broadcast_shapes(V0.shape[:-1], objective.c.shape[:-1])
-    V = np.broadcast_to(V0, (*batch, V0.shape[-1])).copy()
-    B = np.broadcast_to(B0, (*batch, *B0.shape[-2:])).copy()
+    # Read-only views: every step below builds new arrays, so the start is never copied.
+    V = np.broadcast_to(V0, (*batch, V0.shape[-1]))
+    B = np.broadcast_to(B0, (*batch, *B0.shape[-2:]))
     eta = _arr(hp.eta)[..., None]
     mu = _arr(hp.mu)[..., None]
     beta = _arr(hp.beta)[..., None, None]
@@ -118,7 +119,7 @@ def gradient_descent(
     use_flood = bool(np.any(~np.isnan(flood)))
     use_mu = bool(np.any(mu != 0))
     use_beta = bool(np.any(beta != 0))
-    path_v, path_b = [V.copy()], [B.copy()]
+    path_v, path_b = ([V.copy()], [B.copy()]) if trajectory else ([], [])
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(hp.steps):
             g_v, g_b, loss = gradients(V, B, objective, hp.loss_scale)
@@ -139,6 +140,8 @@ def gradient_descent(
             if trajectory:
                 path_v.append(V.copy())
                 path_b.append(B.copy())
+    if hp.steps == 0:
+        V, B = V.copy(), B.copy()
     if trajectory:
         return Fit(V, B, np.stack(path_v), np.stack(path_b))
     return Fit(V, B)
@@ -231,9 +234,13 @@ def snip_mask(
     above = sal > threshold
     tied = sal == threshold
     room = keep[..., None] - above.sum(axis=-1, keepdims=True)
-    chosen = above | tied
-    if np.any(tied.sum(axis=-1, keepdims=True) > room):  # more ties than room: first ones
-        chosen = above | (tied & (np.cumsum(tied, axis=-1) <= room))
+    chosen = (above | tied).reshape(-1, n_params)
+    crowded = np.flatnonzero(tied.sum(axis=-1) > room[..., 0])  # more ties than room
+    if crowded.size:  # there the first tied entries in parameter order fill the quota
+        tied_c = tied.reshape(-1, n_params)[crowded]
+        fill = np.cumsum(tied_c, axis=-1) <= room.reshape(-1, 1)[crowded]
+        chosen[crowded] = above.reshape(-1, n_params)[crowded] | (tied_c & fill)
+    chosen = chosen.reshape(sal.shape)
     mask = chosen.astype(float)
     return mask[..., :k], mask[..., k:].reshape(*batch, k, d)
 
