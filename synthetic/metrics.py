@@ -13,8 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthetic.delta import delta_exact, delta_monte_carlo, delta_population
-from synthetic.generators import apply_inputs, quadratic_form
 from synthetic.methods import predictor
+from synthetic.moments import apply_inputs, quadratic_form
 from synthetic.names import DEFAULT_METRICS, METRICS
 from synthetic.problem import Problem, select_clients
 

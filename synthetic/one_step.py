@@ -24,10 +24,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthetic.delta import folded_normal_mean
-from synthetic.generators import InputModel, quadratic_form
 from synthetic.hyper import Hyper
 from synthetic.methods import predictor
 from synthetic.metrics import client_losses, run_metrics
+from synthetic.moments import InputModel, quadratic_form
 from synthetic.problem import Objective, Problem, select_clients
 
 Array = NDArray[np.float64]
