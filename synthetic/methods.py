@@ -162,6 +162,13 @@ def snip_mask(
     mask_B : ndarray of shape (..., k, d)
     """
     g_v, g_b, _ = gradients(V0, B0, objective, loss_scale)
+    return mask_from_gradients(V0, B0, g_v, g_b, sparsity)
+
+
+def mask_from_gradients(
+    V0: Array, B0: Array, g_v: Array, g_b: Array, sparsity: Array | float
+) -> tuple[Array, Array]:
+    """:func:`snip_mask` from the gradients at (V0, B0), shapes (..., k) and (..., k, d)."""
     batch = g_v.shape[:-1]
     k, d = g_b.shape[-2:]
     sal = np.concatenate(
@@ -265,5 +272,6 @@ __all__ = [
     "linear_probe",
     "predictor",
     "run_method",
+    "mask_from_gradients",
     "snip_mask",
 ]

@@ -115,7 +115,9 @@ def quadratic_form(inputs: InputModel, v: Array) -> Array:
         (e_i . v)^2 + ||F_i^T v||^2 + s_i^2 ||v||^2.
     """
     mean, factor, scale = _align(inputs, v.ndim - inputs.mean.ndim)
-    out = np.sum(mean * v, axis=-1) ** 2 + scale**2 * np.sum(v * v, axis=-1)
+    out = scale**2 * np.einsum("...d,...d->...", v, v)
+    if np.any(inputs.mean):  # zero means (isotropic, overlap) add nothing
+        out = out + np.einsum("...d,...d->...", mean, v) ** 2
     if factor.shape[-1]:
         out = out + np.sum(np.einsum("...dq,...d->...q", factor, v) ** 2, axis=-1)
     return out
