@@ -86,7 +86,10 @@ class TidyBuilder:
                 columns[f] = _text(distinct, np.repeat(codes, counts))
             else:
                 arr = np.array(vals, dtype=object if None in vals else None)
-                columns[f] = np.repeat(arr, counts)
+                if arr.dtype != object and np.all(arr == arr[0]):  # constant: fill, no repeat
+                    columns[f] = np.full(int(counts.sum()), arr[0], dtype=arr.dtype)
+                else:
+                    columns[f] = np.repeat(arr, counts)
         columns["client"] = np.concatenate([block["client"] for block in blocks])
         names = list(self._names)
         for key in ("method", "metric"):
