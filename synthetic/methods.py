@@ -179,9 +179,17 @@ def mask_from_gradients(
     # The keep-th largest saliency, by partition (no full sort): every entry above it is kept,
     # and of the entries equal to it the first ones in parameter order fill the quota, as a
     # stable descending sort would.
-    kth = (n_params - np.minimum(keep, n_params)).reshape(-1)  # ascending position
-    part = np.partition(sal.reshape(-1, n_params), np.unique(kth), axis=-1)
-    threshold = np.take_along_axis(part, kth[:, None], axis=-1).reshape(*batch, 1)
+    # Columns that are zero in every row (a zero row of the head, say) are left out of the
+    # partition: where a row has >= keep positive saliencies its keep-th largest is among the
+    # other columns, and where it has fewer, the keep-th largest is 0.
+    flat = sal.reshape(-1, n_params)
+    live = np.flatnonzero(np.any(flat != 0, axis=0))
+    keep_flat = keep.reshape(-1)
+    kth = np.maximum(live.size - keep_flat, 0)  # ascending position among the live columns
+    part = np.partition(flat[:, live], np.unique(kth), axis=-1) if live.size else flat[:, :1]
+    top = np.take_along_axis(part, np.minimum(kth, part.shape[-1] - 1)[:, None], axis=-1)
+    positive = np.count_nonzero(flat > 0, axis=-1)
+    threshold = np.where((positive >= keep_flat)[:, None], top, 0.0).reshape(*batch, 1)
     above = sal > threshold
     tied = sal == threshold
     room = keep[..., None] - above.sum(axis=-1, keepdims=True)

@@ -35,12 +35,20 @@ def _sorted_mask(V0, B0, obj, sparsity):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31), decimals=st.integers(0, 2), sparsity=st.floats(0.001, 1.0))
-def test_snip_mask_by_partition_equals_the_stable_sort(seed, decimals, sparsity):
+@given(
+    seed=st.integers(0, 2**31),
+    decimals=st.integers(0, 2),
+    sparsity=st.floats(0.001, 1.0),
+    dead=st.sampled_from(["none", "rows", "all"]),
+)
+def test_snip_mask_by_partition_equals_the_stable_sort(seed, decimals, sparsity, dead):
     rng = np.random.default_rng(seed)
     G, P, k, d = 3, 2, 4, 6
     V0 = rng.standard_normal((G, 1, k))
-    V0[..., 2:] = 0.0  # zero saliencies: many ties
+    if dead == "rows":
+        V0[..., 2:] = 0.0  # zero head rows: zero saliency columns, many ties
+    elif dead == "all":
+        V0[...] = 0.0  # every saliency zero: the first entries in parameter order
     B0 = np.round(rng.standard_normal((G, 1, k, d)), decimals)
     c = np.round(rng.standard_normal((G, P, d)), decimals)
     obj = Objective(np.broadcast_to(np.eye(d), (G, P, d, d)), c, np.zeros((G, P)))
