@@ -184,23 +184,28 @@ def mask_from_gradients(
     # other columns, and where it has fewer, the keep-th largest is 0.
     flat = sal.reshape(-1, n_params)
     live = np.flatnonzero(np.any(flat != 0, axis=0))
+    sub = flat[:, live]  # the comparisons below run on these columns only
     keep_flat = keep.reshape(-1)
     kth = np.maximum(live.size - keep_flat, 0)  # ascending position among the live columns
-    part = np.partition(flat[:, live], np.unique(kth), axis=-1) if live.size else flat[:, :1]
+    part = np.partition(sub, np.unique(kth), axis=-1) if live.size else flat[:, :1]
     top = np.take_along_axis(part, np.minimum(kth, part.shape[-1] - 1)[:, None], axis=-1)
-    positive = np.count_nonzero(flat > 0, axis=-1)
-    threshold = np.where((positive >= keep_flat)[:, None], top, 0.0).reshape(*batch, 1)
-    above = sal > threshold
-    tied = sal == threshold
-    room = keep[..., None] - above.sum(axis=-1, keepdims=True)
-    chosen = (above | tied).reshape(-1, n_params)
-    crowded = np.flatnonzero(tied.sum(axis=-1) > room[..., 0])  # more ties than room
+    positive = np.count_nonzero(sub > 0, axis=-1)
+    threshold = np.where((positive >= keep_flat)[:, None], top, 0.0)  # (R, 1)
+    above = sub > threshold  # dead columns (saliency 0) are never above a threshold >= 0
+    tied = sub == threshold
+    n_tied = tied.sum(axis=-1) + np.where(threshold[:, 0] == 0, n_params - live.size, 0)
+    room = keep_flat - above.sum(axis=-1)
+    chosen = np.zeros(flat.shape, dtype=bool)
+    chosen[:, live] = above | tied
+    at_zero = np.flatnonzero(threshold[:, 0] == 0)
+    chosen[at_zero] = True  # threshold 0: every entry is above or tied (ties trimmed below)
+    crowded = np.flatnonzero(n_tied > room)  # more ties than room
     if crowded.size:  # there the first tied entries in parameter order fill the quota
-        tied_c = tied.reshape(-1, n_params)[crowded]
-        fill = np.cumsum(tied_c, axis=-1) <= room.reshape(-1, 1)[crowded]
-        chosen[crowded] = above.reshape(-1, n_params)[crowded] | (tied_c & fill)
-    chosen = chosen.reshape(sal.shape)
-    mask = chosen.astype(float)
+        rows = flat[crowded]
+        tied_c = rows == threshold[crowded]
+        fill = np.cumsum(tied_c, axis=-1) <= room[crowded, None]
+        chosen[crowded] = (rows > threshold[crowded]) | (tied_c & fill)
+    mask = chosen.reshape(sal.shape).astype(float)
     return mask[..., :k], mask[..., k:].reshape(*batch, k, d)
 
 
