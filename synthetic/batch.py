@@ -20,7 +20,7 @@ from synthetic.hyper import Hyper, for_method
 from synthetic.methods import gradient_descent, linear_probe, run_method
 from synthetic.metrics import run_metrics
 from synthetic.names import DEFAULT_METRICS, GLOBAL_METHOD
-from synthetic.one_step import RankOneStep, one_step, rank_one_metrics
+from synthetic.one_step import RankOneStep, one_step, rank_one_metrics, sparse_one_step
 from synthetic.problem import Objective, Problem, client_objectives, draw_problem, stack_problems
 
 Array = NDArray[np.float64]
@@ -143,6 +143,8 @@ class _Batch:
         start = self.probe() if method == "lpft" else v0
         if first.steps == 1 and unmasked:
             return one_step(start, self.b0, self.objective, hp)
+        if first.steps == 1 and method == "sparse":
+            return sparse_one_step(v0, self.b0, self.objective, hp)
         if method == "lpft":
             b_lp = np.broadcast_to(b0, (*start.shape[:-1], *b0.shape[-2:]))
             fit = gradient_descent(start, b_lp, self.objective, hp)

@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "collide); without --out, a summary (mean over seeds and clients) is printed",
     )
     parser.add_argument(
-        "--chunk-size", default="512", metavar="N", help="configurations per batch (default 512)"
+        "--chunk-size", default="128", metavar="N", help="configurations per batch (default 128)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from synthetic.generators import InputModel
+from synthetic.moments import InputModel
 
 Array = NDArray[np.float64]
 

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from synthetic.hyper import METHOD_FIELDS, Hyper, expand, for_method
 from synthetic.names import METHODS
 from synthetic.problem import Objective
+from synthetic.solvers import linear_probe
 
 Array = NDArray[np.float64]
 
@@ -109,8 +110,9 @@ def gradient_descent(
     Fit
     """
     batch = np.broadcast_shapes(V0.shape[:-1], objective.c.shape[:-1])
-    V = np.broadcast_to(V0, (*batch, V0.shape[-1])).copy()
-    B = np.broadcast_to(B0, (*batch, *B0.shape[-2:])).copy()
+    # Read-only views: every step below builds new arrays, so the start is never copied.
+    V = np.broadcast_to(V0, (*batch, V0.shape[-1]))
+    B = np.broadcast_to(B0, (*batch, *B0.shape[-2:]))
     eta = _arr(hp.eta)[..., None]
     mu = _arr(hp.mu)[..., None]
     beta = _arr(hp.beta)[..., None, None]
@@ -118,7 +120,7 @@ def gradient_descent(
     use_flood = bool(np.any(~np.isnan(flood)))
     use_mu = bool(np.any(mu != 0))
     use_beta = bool(np.any(beta != 0))
-    path_v, path_b = [V.copy()], [B.copy()]
+    path_v, path_b = ([V.copy()], [B.copy()]) if trajectory else ([], [])
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(hp.steps):
             g_v, g_b, loss = gradients(V, B, objective, hp.loss_scale)
@@ -139,66 +141,11 @@ def gradient_descent(
             if trajectory:
                 path_v.append(V.copy())
                 path_b.append(B.copy())
+    if hp.steps == 0:
+        V, B = V.copy(), B.copy()
     if trajectory:
         return Fit(V, B, np.stack(path_v), np.stack(path_b))
     return Fit(V, B)
-
-
-def linear_probe(B: Array, objective: Objective, ridge: Array | float = 0.0) -> Array:
-    r"""Exact least squares on the head with the features fixed (LP).
-
-    .. math:: V = (B S B^T + \text{ridge}\, I)^{+} B c
-
-    With ``ridge = 0`` the pseudo-inverse gives the minimum-norm solution. On the population
-    objective from B = B* this recovers V*_i exactly ([CLOSER] Thm 4.4). Well-conditioned
-    systems are solved by a batched LU inverse (the same solution, far fewer LAPACK calls),
-    the others by the pseudo-inverse.
-
-    Parameters
-    ----------
-    B : ndarray of shape (..., k, d)
-    objective : Objective
-    ridge : float or ndarray broadcastable to the batch shape
-
-    Returns
-    -------
-    ndarray of shape (..., k)
-    """
-    gram = objective.sandwich(B)
-    rhs = (B @ objective.c[..., None])[..., 0]
-    k = gram.shape[-1]
-    gram = gram + _arr(ridge)[..., None, None] * np.eye(k)
-    gram, rhs = np.broadcast_arrays(gram, rhs[..., None])
-    out = np.empty(rhs.shape)
-    inverse = _well_posed_inverse(gram)
-    if inverse is None:
-        return (np.linalg.pinv(gram, hermitian=True) @ rhs)[..., 0]
-    inv, ok = inverse
-    out[ok] = inv[ok] @ rhs[ok]
-    if not np.all(ok):  # ill-conditioned or singular: the minimum-norm solution
-        out[~ok] = np.linalg.pinv(gram[~ok], hermitian=True) @ rhs[~ok]
-    return out[..., 0]
-
-
-_COND_LIMIT = 1e4  # an LU inverse is used below this 1-norm condition number (error ~ 1e-12)
-
-
-def _well_posed_inverse(gram: Array) -> tuple[Array, NDArray[np.bool_]] | None:
-    """Batched LU inverse of ``gram`` and where it is well conditioned; None if one is singular.
-
-    A k x k solve costs a small fraction of a pseudo-inverse (an eigendecomposition); where the
-    1-norm condition number ||G||_1 ||G^{-1}||_1 is below 1e4 the two agree to about 1e-12.
-    """
-    eye = np.broadcast_to(np.eye(gram.shape[-1]), gram.shape)
-    try:
-        with np.errstate(all="ignore"):
-            inv = np.linalg.solve(gram, eye)
-    except np.linalg.LinAlgError:
-        return None
-    with np.errstate(all="ignore"):
-        cond = np.abs(gram).sum(axis=-2).max(axis=-1) * np.abs(inv).sum(axis=-2).max(axis=-1)
-    ok: NDArray[np.bool_] = np.isfinite(cond) & (cond < _COND_LIMIT)
-    return np.asarray(inv, dtype=float), ok
 
 
 def snip_mask(
@@ -215,6 +162,13 @@ def snip_mask(
     mask_B : ndarray of shape (..., k, d)
     """
     g_v, g_b, _ = gradients(V0, B0, objective, loss_scale)
+    return mask_from_gradients(V0, B0, g_v, g_b, sparsity)
+
+
+def mask_from_gradients(
+    V0: Array, B0: Array, g_v: Array, g_b: Array, sparsity: Array | float
+) -> tuple[Array, Array]:
+    """:func:`snip_mask` from the gradients at (V0, B0), shapes (..., k) and (..., k, d)."""
     batch = g_v.shape[:-1]
     k, d = g_b.shape[-2:]
     sal = np.concatenate(
@@ -225,16 +179,33 @@ def snip_mask(
     # The keep-th largest saliency, by partition (no full sort): every entry above it is kept,
     # and of the entries equal to it the first ones in parameter order fill the quota, as a
     # stable descending sort would.
-    kth = (n_params - np.minimum(keep, n_params)).reshape(-1)  # ascending position
-    part = np.partition(sal.reshape(-1, n_params), np.unique(kth), axis=-1)
-    threshold = np.take_along_axis(part, kth[:, None], axis=-1).reshape(*batch, 1)
-    above = sal > threshold
-    tied = sal == threshold
-    room = keep[..., None] - above.sum(axis=-1, keepdims=True)
-    chosen = above | tied
-    if np.any(tied.sum(axis=-1, keepdims=True) > room):  # more ties than room: first ones
-        chosen = above | (tied & (np.cumsum(tied, axis=-1) <= room))
-    mask = chosen.astype(float)
+    # Columns that are zero in every row (a zero row of the head, say) are left out of the
+    # partition: where a row has >= keep positive saliencies its keep-th largest is among the
+    # other columns, and where it has fewer, the keep-th largest is 0.
+    flat = sal.reshape(-1, n_params)
+    live = np.flatnonzero(np.any(flat != 0, axis=0))
+    sub = flat[:, live]  # the comparisons below run on these columns only
+    keep_flat = keep.reshape(-1)
+    kth = np.maximum(live.size - keep_flat, 0)  # ascending position among the live columns
+    part = np.partition(sub, np.unique(kth), axis=-1) if live.size else flat[:, :1]
+    top = np.take_along_axis(part, np.minimum(kth, part.shape[-1] - 1)[:, None], axis=-1)
+    positive = np.count_nonzero(sub > 0, axis=-1)
+    threshold = np.where((positive >= keep_flat)[:, None], top, 0.0)  # (R, 1)
+    above = sub > threshold  # dead columns (saliency 0) are never above a threshold >= 0
+    tied = sub == threshold
+    n_tied = tied.sum(axis=-1) + np.where(threshold[:, 0] == 0, n_params - live.size, 0)
+    room = keep_flat - above.sum(axis=-1)
+    chosen = np.zeros(flat.shape, dtype=bool)
+    chosen[:, live] = above | tied
+    at_zero = np.flatnonzero(threshold[:, 0] == 0)
+    chosen[at_zero] = True  # threshold 0: every entry is above or tied (ties trimmed below)
+    crowded = np.flatnonzero(n_tied > room)  # more ties than room
+    if crowded.size:  # there the first tied entries in parameter order fill the quota
+        rows = flat[crowded]
+        tied_c = rows == threshold[crowded]
+        fill = np.cumsum(tied_c, axis=-1) <= room[crowded, None]
+        chosen[crowded] = (rows > threshold[crowded]) | (tied_c & fill)
+    mask = chosen.reshape(sal.shape).astype(float)
     return mask[..., :k], mask[..., k:].reshape(*batch, k, d)
 
 
@@ -314,5 +285,6 @@ __all__ = [
     "linear_probe",
     "predictor",
     "run_method",
+    "mask_from_gradients",
     "snip_mask",
 ]

@@ -13,8 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthetic.delta import delta_exact, delta_monte_carlo, delta_population
-from synthetic.generators import apply_inputs, quadratic_form
 from synthetic.methods import predictor
+from synthetic.moments import apply_inputs, quadratic_form
 from synthetic.names import DEFAULT_METRICS, METRICS
 from synthetic.problem import Problem, select_clients
 
@@ -175,8 +175,12 @@ def run_metrics(
         elif name == "feature_distortion_fro":
             out[name] = np.linalg.norm(D, axis=(-2, -1))
         elif name == "feature_distortion_local":
-            # tr(D S_i D^T): S_i applied to each of the k rows of D.
-            out[name] = np.sum(D * apply_inputs(inputs, D, extra=1), axis=(-2, -1))
+            # tr(D S_i D^T): S_i applied to each row of D that moved anywhere in the batch.
+            live = np.flatnonzero(np.any(D != 0, axis=(*range(D.ndim - 2), -1)))
+            moved_rows = D[..., live, :]
+            out[name] = np.sum(
+                moved_rows * apply_inputs(inputs, moved_rows, extra=1), axis=(-2, -1)
+            )
         elif name == "delta_l2":
             if unchanged:
                 out[name] = zeros

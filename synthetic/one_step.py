@@ -24,10 +24,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthetic.delta import folded_normal_mean
-from synthetic.generators import InputModel, quadratic_form
 from synthetic.hyper import Hyper
-from synthetic.methods import predictor
+from synthetic.methods import gradients, mask_from_gradients, predictor
 from synthetic.metrics import client_losses, run_metrics
+from synthetic.moments import InputModel, quadratic_form
 from synthetic.problem import Objective, Problem, select_clients
 
 Array = NDArray[np.float64]
@@ -94,6 +94,30 @@ def one_step(V_start: Array, B0: Array, objective: Objective, hp: Hyper) -> Rank
     V = V_start - eta[..., None] * g_v
     a = -eta[..., None] * np.broadcast_to(V_start, V.shape)
     return RankOneStep(V, a, g_w)
+
+
+def sparse_one_step(V0: Array, B0: Array, objective: Objective, hp: Hyper) -> tuple[Array, Array]:
+    """One step of ``sparse`` (GD on the SNIP mask), the gradient computed once for both.
+
+    Parameters
+    ----------
+    V0 : ndarray of shape (G, 1, k)
+    B0 : ndarray of shape (G, k, d)
+    objective : Objective
+        Batch shape (G, P).
+    hp : Hyper
+        ``eta``, ``loss_scale`` and ``sparsity`` are used.
+
+    Returns
+    -------
+    V, B : ndarray of shapes (G, P, k) and (G, P, k, d)
+        As :func:`synthetic.methods.run_method` with ``sparse`` and one step.
+    """
+    b0 = B0[..., None, :, :]
+    g_v, g_b, _ = gradients(V0, b0, objective, hp.loss_scale)
+    mask_v, mask_b = mask_from_gradients(V0, b0, g_v, g_b, hp.sparsity)
+    eta = np.asarray(hp.eta, dtype=float)[..., None]
+    return V0 - eta * (g_v * mask_v), b0 - eta[..., None] * (g_b * mask_b)
 
 
 def _delta(a_norm: Array, b: Array, inputs: InputModel, x_own: Array | None) -> Array:
@@ -165,4 +189,4 @@ def rank_one_metrics(
     return {name: out[name] for name in metrics}
 
 
-__all__ = ["FACTOR_METRICS", "RankOneStep", "one_step", "rank_one_metrics"]
+__all__ = ["FACTOR_METRICS", "RankOneStep", "one_step", "rank_one_metrics", "sparse_one_step"]

@@ -70,11 +70,23 @@ class TidyBuilder:
             self._blocks[int(index)] = (len(self._batches) - 1, row)
 
     def frame(self, configs: Sequence[SimConfig]) -> pd.DataFrame:
-        """The tidy frame of every configuration added, in the order of ``configs``."""
+        """The tidy frame of every configuration added, in the order of ``configs``.
+
+        Each column is written once into its final block (one 2-D array per dtype, handed to
+        pandas as is), so the frame costs one pass over its memory and no consolidation copy.
+        """
         where = [self._blocks[i] for i in range(len(configs))]
         blocks = [self._batches[b] for b, _ in where]
         counts = np.array([len(block["client"]) for block in blocks])
-        columns: dict[str, Any] = {}
+        n_rows = int(counts.sum())
+        per_row: list[NDArray[np.intp]] = []  # the configuration of each row, built on demand
+
+        def rows_config() -> NDArray[np.intp]:
+            if not per_row:
+                per_row.append(np.repeat(np.arange(len(configs)), counts))
+            return per_row[0]
+
+        writers: list[tuple[str, Any, Any]] = []  # (name, numpy dtype or None, writer or array)
         for f in field_names():
             if f == "client":
                 continue
@@ -83,17 +95,48 @@ class TidyBuilder:
                 distinct = list(dict.fromkeys(vals))
                 index = {v: i for i, v in enumerate(distinct)}
                 codes = np.array([index[v] for v in vals], dtype=np.intp)
-                columns[f] = _text(distinct, np.repeat(codes, counts))
+                writers.append((f, None, _text(distinct, codes[rows_config()])))
+                continue
+            arr = np.array(vals, dtype=object if None in vals else None)
+            if arr.dtype != object and np.all(arr == arr[0]):  # constant: fill, no index
+                writers.append((f, arr.dtype, lambda out, v=arr[0]: out.fill(v)))
             else:
-                arr = np.array(vals, dtype=object if None in vals else None)
-                columns[f] = np.repeat(arr, counts)
-        columns["client"] = np.concatenate([block["client"] for block in blocks])
+                writers.append(
+                    (f, arr.dtype, lambda out, a=arr: np.take(a, rows_config(), out=out))
+                )
+        pieces = {key: [block[key] for block in blocks] for key in ("client", "method", "metric")}
+        writers.append(("client", np.dtype(np.int64),
+                        lambda out: np.concatenate(pieces["client"], out=out)))  # fmt: skip
         names = list(self._names)
         for key in ("method", "metric"):
-            columns[key] = _text(names, np.concatenate([block[key] for block in blocks]))
-        columns["value"] = np.concatenate([self._batches[b]["value"][r] for b, r in where])
-        columns["diverged"] = np.concatenate([self._batches[b]["diverged"][r] for b, r in where])
-        return pd.DataFrame(columns)
+            writers.append((key, None, _text(names, np.concatenate(pieces[key]))))
+        values = [self._batches[b]["value"][r] for b, r in where]
+        flags = [self._batches[b]["diverged"][r] for b, r in where]
+        writers.append(("value", np.dtype(np.float64),
+                        lambda out: np.concatenate(values, out=out)))  # fmt: skip
+        writers.append(("diverged", np.dtype(np.bool_),
+                        lambda out: np.concatenate(flags, out=out)))  # fmt: skip
+        return _assemble(writers, n_rows)
+
+
+def _assemble(writers: list[tuple[str, Any, Any]], n_rows: int) -> pd.DataFrame:
+    """A DataFrame from its columns, one 2-D block per numpy dtype, written in place."""
+    from pandas.api.internals import create_dataframe_from_blocks
+
+    by_dtype: dict[Any, list[int]] = {}
+    parts: list[tuple[Any, NDArray[np.intp]]] = []
+    for position, (_, dtype, _) in enumerate(writers):
+        if dtype is None:
+            parts.append((writers[position][2], np.array([position])))
+        else:
+            by_dtype.setdefault(dtype, []).append(position)
+    for dtype, positions in by_dtype.items():
+        block = np.empty((len(positions), n_rows), dtype=dtype)
+        for row, position in enumerate(positions):
+            writers[position][2](block[row])
+        parts.append((block, np.array(positions)))
+    columns = pd.Index([name for name, _, _ in writers])
+    return create_dataframe_from_blocks(parts, index=pd.RangeIndex(n_rows), columns=columns)
 
 
 def batch_frame(configs: Sequence[SimConfig], result: BatchResult) -> pd.DataFrame:

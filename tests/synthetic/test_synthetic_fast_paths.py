@@ -35,12 +35,20 @@ def _sorted_mask(V0, B0, obj, sparsity):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31), decimals=st.integers(0, 2), sparsity=st.floats(0.001, 1.0))
-def test_snip_mask_by_partition_equals_the_stable_sort(seed, decimals, sparsity):
+@given(
+    seed=st.integers(0, 2**31),
+    decimals=st.integers(0, 2),
+    sparsity=st.floats(0.001, 1.0),
+    dead=st.sampled_from(["none", "rows", "all"]),
+)
+def test_snip_mask_by_partition_equals_the_stable_sort(seed, decimals, sparsity, dead):
     rng = np.random.default_rng(seed)
     G, P, k, d = 3, 2, 4, 6
     V0 = rng.standard_normal((G, 1, k))
-    V0[..., 2:] = 0.0  # zero saliencies: many ties
+    if dead == "rows":
+        V0[..., 2:] = 0.0  # zero head rows: zero saliency columns, many ties
+    elif dead == "all":
+        V0[...] = 0.0  # every saliency zero: the first entries in parameter order
     B0 = np.round(rng.standard_normal((G, 1, k, d)), decimals)
     c = np.round(rng.standard_normal((G, P, d)), decimals)
     obj = Objective(np.broadcast_to(np.eye(d), (G, P, d, d)), c, np.zeros((G, P)))
@@ -91,3 +99,27 @@ def test_rank_one_metrics_equal_the_metrics_of_the_formed_features(cov, n):
     slow = run_metrics(problem, clients, step.V, step.features(b0), v0, b0, 1.0, names)
     for name in names:
         np.testing.assert_allclose(fast[name], slow[name], rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def test_tidy_frame_equals_the_plain_constructor():
+    import pandas as pd
+
+    from synthetic import expand_grid, simulate
+    from synthetic.config import field_names
+
+    base = SimConfig(n=8, covariate="own", flood=0.2)
+    grid = {"lam": [0.5, 1.0], "d": [10, 12], "covariate": ["own", "mix"], "n": [None, 8]}
+    configs = expand_grid(base, grid)
+    configs = configs[::-1]  # batches (by d and covariate) out of order
+    frame = simulate(configs, ["ft", "lpft", "global"], metrics=["local_loss", "delta_l2"])
+    # The definition: the same rows built column by column through pd.DataFrame.
+    rows_per_config = len(frame) // len(configs)
+    plain = {f: np.repeat(np.array([getattr(c, f) for c in configs], dtype=object), rows_per_config)
+             for f in field_names() if f != "client"}  # fmt: skip
+    for key in ("client", "method", "metric", "value", "diverged"):
+        plain[key] = frame[key].to_numpy()
+    expected = pd.DataFrame(plain).infer_objects()
+    expected["n"] = plain["n"]  # the simulator keeps None beside integers as objects
+    assert frame["n"].dtype == object  # None beside integers stays an object column
+    pd.testing.assert_frame_equal(frame, expected)
+    assert frame._mgr.nblocks <= 10  # one per numpy dtype and per text column, not per column
