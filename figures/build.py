@@ -83,7 +83,7 @@ def build_figures(
     from figures._style import DPI, polish
     from figures.registry import figure_names, get_figure
 
-    chosen = figure_names() if not names else list(dict.fromkeys(names))
+    chosen = figure_names(on_request=False) if not names else list(dict.fromkeys(names))
     specs = [get_figure(n) for n in chosen]  # validates every name before any work
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

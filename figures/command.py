@@ -24,8 +24,15 @@ def register(subparsers: Any) -> None:
             "(caption, configuration, seeds, package version, CSV sha256) to --out."
         ),
     )
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="figures to build (default all)")
-    parser.add_argument("--quick", action="store_true", help="small settings (QUICKTIME)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="figures to build (default: all but split-depth, a study built only when named)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small settings (about 2 minutes of CPU)"
+    )
     parser.add_argument("--out", default="figures/out", help="output folder (default figures/out)")
     parser.add_argument("--format", default="png", help="comma list of png, pdf, svg (default png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
