@@ -2,7 +2,7 @@
 
 Run a configuration with :func:`empirical.experiment.runner.run_experiment`.
 
-Protocol ([CLOSER] Sec. 3-4; THEORY.md Sec. 4): for each seed, build shifted digit clients
+Protocol ([CLOSER] Sec. 3-4; docs/theory.md Sec. 4): for each seed, build shifted digit clients
 (:mod:`empirical.experiment.data`), train a global model with FedAvg, then fine-tune it on every
 client with each PFT variant (:mod:`empirical.experiment.pft`). Every epoch logs the client's
 local accuracy, its global accuracy (mean over the *other* clients' test sets) and its feature

@@ -1,6 +1,7 @@
 """Federated clients built from scikit-learn's bundled ``load_digits`` (no downloads).
 
-Shifts ([CLOSER] Sec. 3; THEORY.md Sec. 1), each deterministic from a ``numpy.random.Generator``
+Shifts ([CLOSER] Sec. 3; docs/theory.md Sec. 1), each deterministic from a
+``numpy.random.Generator``
 and scaled by one heterogeneity knob ``h`` in [0, 1]:
 
 ``covariate``

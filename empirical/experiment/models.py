@@ -11,7 +11,8 @@ Every model built here has the same two top-level children:
     is the penultimate feature.
 
 Parameter names therefore start with ``features.{k}.`` or ``head.``, and a U-shaped split
-([FLEXP], THEORY.md Sec. 5: client front / server middle / client back + head) is a partition of
+([FLEXP], docs/theory.md Sec. 5: client front / server middle / client back + head) is a
+partition of
 the block indices, expressed as parameter-name prefixes by :func:`split_parts`. All models take
 images of shape ``(n, 1, H, W)`` (float32); the MLP flattens them in its first block.
 """
@@ -218,7 +219,7 @@ def feature_extractor_prefixes(n_blocks: int) -> list[str]:
 
 
 def split_parts(n_blocks: int, front_depth: int, back_depth: int) -> dict[str, list[str]]:
-    """Parameter-name prefixes of a U-shaped split ([FLEXP]; THEORY.md Sec. 5).
+    """Parameter-name prefixes of a U-shaped split ([FLEXP]; docs/theory.md Sec. 5).
 
     The client keeps the first ``front_depth`` blocks and the last ``back_depth`` blocks plus the
     head; the server runs the shared middle. The four parts partition the parameters.

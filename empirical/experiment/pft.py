@@ -1,4 +1,4 @@
-"""Personalized fine-tuning (PFT) variants of [CLOSER] Sec. 4 (THEORY.md Sec. 4).
+"""Personalized fine-tuning (PFT) variants of [CLOSER] Sec. 4 (docs/theory.md Sec. 4).
 
 Every variant starts from the FedAvg model ``theta_G`` and trains on one client's data:
 

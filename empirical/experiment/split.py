@@ -1,4 +1,4 @@
-r"""FlexP-style U-shaped split personalization ([FLEXP]; THEORY.md Sec. 5).
+r"""FlexP-style U-shaped split personalization ([FLEXP]; docs/theory.md Sec. 5).
 
 The model's feature blocks are partitioned by :func:`empirical.experiment.models.split_parts`:
 the client
@@ -13,7 +13,7 @@ on the same inputs, ``Z_G = front_G(x)`` (no gradient):
 
 with the softmax over the flattened hidden units of each sample (batch mean), or the ``"l2"``
 variant ``beta * mean_i ||Z_c,i - Z_G,i||^2 / D``. Our reading of [FLEXP]'s public description; the
-paper's exact equation was not available (THEORY.md Sec. 5).
+paper's exact equation was not available (docs/theory.md Sec. 5).
 """
 
 from __future__ import annotations
