@@ -79,3 +79,20 @@ def test_theory_reference_numbers_come_from_the_audit():
     expected.append(f"closest came to {bound('kumar-thm-3.1')} of the measured")
     expected.append(f"closest came to {bound('kumar-thm-3.1-tight')} of the measured")
     assert [e for e in expected if e not in text] == []
+
+
+def test_nothing_points_outside_the_repository():
+    """Users have no ../shared: every pointer to the science goes to docs/theory.md."""
+    suffixes = {".py", ".md", ".toml", ".txt", ".cfg"}
+    skip = {".venv", ".git", "build", "dist", ".hypothesis", "figures/out", "runs"}
+    offenders = []
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.suffix not in suffixes or any(rel == s or rel.startswith(s + "/") for s in skip):
+            continue
+        if rel == "tests/test_docs.py":
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "THEORY.md" in text or "../shared" in text:
+            offenders.append(rel)
+    assert offenders == []
