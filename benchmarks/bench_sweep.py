@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,51 +64,67 @@ def timed(sweep: SweepSpec, backend: str, workers: int) -> tuple[float, bytes]:
 
 
 _ASSEMBLE = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
-import pyarrow.parquet
+import pandas, pyarrow.parquet  # imported before the baseline: their own memory is not counted
 from feddistort.sweep.assembly import assemble
-paths = [Path(p) for p in json.loads(sys.argv[2])]
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-for fmt in ("parquet", "csv"):
-    assemble(Path(sys.argv[1]), paths, fmt)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps([base * 1024, peak * 1024]))
+
+def status_kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+paths = [Path(p) for p in json.loads(sys.argv[2])] * int(sys.argv[3])
+base = status_kb("VmRSS:")  # resident now
+assemble(Path(sys.argv[1]), paths, sys.argv[4])
+print(json.dumps([base * 1024, status_kb("VmHWM:") * 1024]))  # and the peak since start
 """
 
 
 def assembly_memory(sweep: SweepSpec) -> list[str]:
-    """Peak memory of streaming the shards into results.parquet and results.csv (fresh process).
+    """Peak memory of streaming the shards into the results file, in a fresh process.
 
-    Compared with the in-memory (Arrow) size of the largest shard and of all shards together.
+    Each format is written from the sweep's shards, then from the same shards listed 4 times (a
+    results file 4x larger): memory bounded by one shard grows by the same amount in both.
     """
     import pyarrow.parquet as pq
 
     from feddistort.sweep.shards import shard_path
 
+    mb = 1e6
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         run_sweep(sweep, out, backend="serial")
         paths = [shard_path(out / "shards", t.key) for t in sweep.tasks(out)]
         sizes = [pq.read_table(p).nbytes for p in paths]
-        done = subprocess.run(
-            [sys.executable, "-c", _ASSEMBLE, str(out), json.dumps([str(p) for p in paths])],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        base, peak = json.loads(done.stdout)
-        files = {f: (out / f"results.{f}").stat().st_size for f in ("parquet", "csv")}
-    mb = 1e6
-    return [
-        f"\nassembly memory ({len(paths)} shards, fresh process, after importing pyarrow/pandas):",
-        f"  peak RSS growth while writing results.parquet then results.csv: "
-        f"{(peak - base) / mb:.1f} MB",
-        f"  largest shard in memory: {max(sizes) / mb:.1f} MB; "
-        f"all shards: {sum(sizes) / mb:.1f} MB",
-        f"  files: results.parquet {files['parquet'] / mb:.1f} MB, results.csv "
-        f"{files['csv'] / mb:.1f} MB",
-    ]
+        lines = [
+            f"\nassembly memory: peak RSS minus RSS before, fresh process, pyarrow and pandas "
+            f"imported before; {len(paths)} shards, largest {max(sizes) / mb:.1f} MB in memory, "
+            f"all {sum(sizes) / mb:.1f} MB:"
+        ]
+        for fmt in ("parquet", "csv"):
+            for repeat in (1, 4):
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        _ASSEMBLE,
+                        str(out),
+                        json.dumps([str(p) for p in paths]),
+                        str(repeat),
+                        fmt,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                base, peak = json.loads(done.stdout)
+                size = (out / f"results.{fmt}").stat().st_size
+                lines.append(
+                    f"  results.{fmt:7s} from {repeat}x the shards ({size / mb:6.1f} MB file): "
+                    f"+{(peak - base) / mb:.1f} MB"
+                )
+    return lines
 
 
 def _load() -> str:
@@ -118,6 +135,58 @@ def _load() -> str:
         return "load average unknown"
 
 
+def scaling(big: SweepSpec, n_big: int, repeats: int) -> list[str]:
+    """Interleaved rounds over :data:`RUNS`; fastest times and within-round ratios."""
+    rounds: list[dict[tuple[str, int], float]] = []
+    reference = b""
+    same = True
+    for _ in range(repeats):
+        rounds.append({})
+        for backend, workers in RUNS:
+            elapsed, data = timed(big, backend, workers)
+            reference = reference or data
+            same = same and data == reference
+            rounds[-1][backend, workers] = elapsed
+
+    def ratio(num: tuple[str, int], den: tuple[str, int]) -> tuple[float, str]:
+        """Median over rounds of the ratio within a round, and the text with each round's."""
+        each = [r[num] / r[den] for r in rounds]
+        mid = statistics.median(each)
+        return mid, f"{mid:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in each)})"
+
+    lines = [
+        f"\nscaling, chunk={big.chunk} ({n_big} chunks), wall time incl. pool start, fastest of "
+        f"{repeats} interleaved rounds:"
+    ]
+    for key in RUNS:
+        lines.append(f"  {key[0]:6s} workers={key[1]}: {min(r[key] for r in rounds):7.2f} s")
+    lines.append(f"  results.parquet byte-identical across all runs: {same}")
+    lines.append("  ratios: median over rounds of the ratio measured within each round")
+    value, text = ratio(("dask", 1), ("serial", 1))
+    verdict = "meets" if value <= 1.2 else "MISSES"
+    lines.append(f"  dask 1 worker / serial: {text}; {verdict} target <= 1.2x")
+    for backend in ("loky", "dask"):
+        value, text = ratio((backend, 1), (backend, 2))
+        verdict = "meets" if value >= 1.8 else "MISSES"
+        lines.append(f"  speed-up {backend} 2 workers vs 1: {text}; {verdict} target >= 1.8x")
+    return lines
+
+
+def overhead(small: SweepSpec, n_small: int) -> list[str]:
+    """Extra wall time per chunk of loky and Dask (1 worker) over serial, many small chunks."""
+    lines = [
+        f"\nper-chunk overhead, chunk={small.chunk} ({n_small} chunks), 1 worker, "
+        "minus serial, divided by the number of chunks:"
+    ]
+    base_time, _ = timed(small, "serial", 1)
+    lines.append(f"  serial: {base_time:7.2f} s ({1e3 * base_time / n_small:.2f} ms/chunk total)")
+    for backend in ("loky", "dask"):
+        elapsed, _ = timed(small, backend, 1)
+        extra = (elapsed - base_time) / n_small
+        lines.append(f"  {backend:6s}: {elapsed:7.2f} s, overhead {1e3 * extra:.2f} ms/chunk")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=None, help="also write the report to this file")
@@ -125,6 +194,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=250, help="chunk size of the scaling runs")
     parser.add_argument("--small-chunk", type=int, default=10, help="chunk size for overhead")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
+    parser.add_argument(
+        "--parts", default="scaling,overhead,memory", help="comma-separated parts to run"
+    )
     args = parser.parse_args()
     n = args.side**2
     lines = [
@@ -136,44 +208,13 @@ def main() -> None:
     ]
     big = spec(args.side, args.chunk, True)
     small = spec(args.side, args.small_chunk, False)
-    n_big, n_small = -(-n // args.chunk), -(-n // args.small_chunk)
-    best: dict[tuple[str, int], float] = {}
-    reference = b""
-    same = True
-    for _ in range(args.repeats):
-        for backend, workers in RUNS:
-            elapsed, data = timed(big, backend, workers)
-            reference = reference or data
-            same = same and data == reference
-            key = (backend, workers)
-            best[key] = min(best.get(key, float("inf")), elapsed)
-    lines.append(
-        f"\nscaling, chunk={args.chunk} ({n_big} chunks), wall time incl. pool start, fastest of "
-        f"{args.repeats} interleaved rounds:"
-    )
-    for backend, workers in RUNS:
-        lines.append(f"  {backend:6s} workers={workers}: {best[backend, workers]:7.2f} s")
-    lines.append(f"  results.parquet byte-identical across all runs: {same}")
-    dask_ratio = best["dask", 1] / best["serial", 1]
-    verdict = "meets" if dask_ratio <= 1.2 else "MISSES"
-    lines.append(f"  dask 1 worker / serial: {dask_ratio:.2f}x ({verdict} target <= 1.2x)")
-    for backend in ("loky", "dask"):
-        ratio = best[backend, 1] / best[backend, 2]
-        verdict = "meets" if ratio >= 1.8 else "MISSES"
-        lines.append(
-            f"  speed-up {backend} 2 workers vs 1: {ratio:.2f}x ({verdict} target >= 1.8x)"
-        )
-    lines.append(
-        f"\nper-chunk overhead, chunk={args.small_chunk} ({n_small} chunks), 1 worker, "
-        "minus serial, divided by the number of chunks:"
-    )
-    base_time, _ = timed(small, "serial", 1)
-    lines.append(f"  serial: {base_time:7.2f} s ({1e3 * base_time / n_small:.2f} ms/chunk total)")
-    for backend in ("loky", "dask"):
-        elapsed, _ = timed(small, backend, 1)
-        overhead = (elapsed - base_time) / n_small
-        lines.append(f"  {backend:6s}: {elapsed:7.2f} s, overhead {1e3 * overhead:.2f} ms/chunk")
-    lines.extend(assembly_memory(big))
+    parts = set(args.parts.split(","))
+    if "scaling" in parts:
+        lines.extend(scaling(big, -(-n // args.chunk), args.repeats))
+    if "overhead" in parts:
+        lines.extend(overhead(small, -(-n // args.small_chunk)))
+    if "memory" in parts:
+        lines.extend(assembly_memory(big))
     lines.append(f"at end: {_load()}")
     text = "\n".join(lines) + "\n"
     print(text, end="")
