@@ -154,6 +154,12 @@ def build_spec(args: argparse.Namespace) -> Any:
     if args.spec is not None:
         try:
             loaded = json.loads(Path(args.spec).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"SPEC {args.spec!r} is invalid: expected an existing file") from None
+        except IsADirectoryError:
+            raise ConfigError(
+                f"SPEC {args.spec!r} is invalid: expected a file, not a folder"
+            ) from None
         except UnicodeDecodeError as err:
             raise ConfigError(
                 f"SPEC {args.spec!r} is invalid: expected UTF-8 JSON (byte {err.start} is not "
@@ -216,8 +222,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from feddistort.sweep.engine import run_sweep
+    from synthetic.config import ConfigError
 
     spec = build_spec(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out!r} is invalid: expected a folder, and it is a file")
     report = run_sweep(
         spec,
         args.out,

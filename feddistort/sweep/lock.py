@@ -2,7 +2,9 @@
 
 The lock names its holder (pid, host, the process's start time where ``/proc`` tells it, and
 when it was taken). It is created whole and atomically (written beside, then hard-linked into
-place, which fails if a lock exists), so a reader never sees a half-written lock. A second sweep
+place, which fails if a lock exists), so a reader never sees a half-written lock; on a filesystem
+without hard links it is created exclusively and then written, and a lock left unreadable by a
+kill between the two is stale after :data:`UNREADABLE_GRACE_S` seconds. A second sweep
 on a held folder is refused at once; a lock whose holder is a dead process of this host (or a
 process whose start time differs: its pid was reused) is stale and taken over, with a message.
 A holder on another host cannot be checked from here and is refused (the message says so).
@@ -23,6 +25,8 @@ from pathlib import Path
 from synthetic.config import ConfigError
 
 LOCK_NAME = ".sweep.lock"
+# Writing a lock takes microseconds: one still unreadable after this long was left by a kill.
+UNREADABLE_GRACE_S = 10.0
 
 
 class SweepLocked(ConfigError):
@@ -119,7 +123,7 @@ def acquire(folder: Path, notify: Callable[[str], None]) -> Holder:
     tmp = folder / f"{LOCK_NAME}.{mine.pid}.{secrets.token_hex(4)}.tmp"
     tmp.write_text(json.dumps(asdict(mine), sort_keys=True) + "\n", encoding="utf-8")
     try:
-        for _ in range(20):
+        for attempt in range(20):
             try:
                 _create(tmp, path)
                 return mine
@@ -129,9 +133,20 @@ def acquire(folder: Path, notify: Callable[[str], None]) -> Holder:
             if holder is None:
                 if not path.exists():
                     continue  # released meanwhile: try again
+                if _unreadable_stale(path):
+                    if _take_over(path, tmp, None):
+                        notify(
+                            f"took over the unreadable lock of {folder} (left by a killed sweep)"
+                        )
+                        return mine
+                    continue
+                if attempt < 19:
+                    time.sleep(0.05)  # perhaps being written (exclusive-create fallback)
+                    continue
                 raise SweepLocked(
                     f"--out {str(folder)!r} is in use: {path} exists but names no holder; "
-                    "expected a readable lock (delete it only if no sweep runs there)"
+                    "expected a readable lock (delete it only if no sweep runs there; one left "
+                    f"unreadable for {UNREADABLE_GRACE_S:g} s is taken over)"
                 )
             alive = holder_alive(holder)
             if alive is not False:
@@ -159,7 +174,15 @@ def _create(tmp: Path, path: Path) -> None:
             handle.write(tmp.read_bytes())
 
 
-def _take_over(path: Path, tmp: Path, stale: Holder) -> bool:
+def _unreadable_stale(path: Path) -> bool:
+    """Whether the unreadable lock ``path`` is older than :data:`UNREADABLE_GRACE_S`."""
+    try:
+        return time.time() - path.stat().st_mtime > UNREADABLE_GRACE_S
+    except FileNotFoundError:
+        return False
+
+
+def _take_over(path: Path, tmp: Path, stale: Holder | None) -> bool:
     """Replace the stale lock by ours unless another process replaced it first."""
     import fcntl
 

@@ -143,3 +143,15 @@ def test_spec_file_errors_name_the_file_or_the_field(
     if b"\xff" in data:
         assert str(path) in err
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_spec_and_out_file_name_the_option(tmp_path: Path) -> None:
+    err = _check_exit_2(["sweep", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o")])
+    assert "SPEC" in err
+    assert "expected an existing file" in err
+    taken = tmp_path / "afile"
+    taken.write_text("keep me", encoding="utf-8")
+    err = _check_exit_2(["sweep", "--grid", "lam=0:1:2", "--out", str(taken)])
+    assert "--out" in err
+    assert "expected a folder" in err
+    assert taken.read_text(encoding="utf-8") == "keep me"
