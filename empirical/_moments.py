@@ -69,6 +69,12 @@ def _check_resolved(name: str, dtype: np.dtype, tr: float, total: float) -> None
         )
 
 
+def _minus_outer(c: np.ndarray, n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return c - n a b^T in two passes over a d1 x d2 matrix."""
+    out = np.multiply.outer(n * a, b)
+    return np.subtract(c, out, out=out)
+
+
 def centred_moments(state: CKAState) -> CentredMoments:
     """Centre the sums of shifted rows u_i = x_i - s (exact, since centring removes any shift).
 
@@ -82,9 +88,11 @@ def centred_moments(state: CKAState) -> CentredMoments:
     s = state.sums
     mu, mv = s["su"] / n, s["sv"] / n
     alpha, beta = float(mu @ mu), float(mv @ mv)
-    cxx = s["suu"] - n * np.outer(mu, mu)
-    cyy = s["svv"] - n * np.outer(mv, mv)
-    cxy = s["suv"] - n * np.outer(mu, mv)
+    cxx, cyy, cxy = (
+        _minus_outer(s["suu"], n, mu, mu),
+        _minus_outer(s["svv"], n, mv, mv),
+        _minus_outer(s["suv"], n, mu, mv),
+    )
     sa, sb = float(np.trace(s["suu"])), float(np.trace(s["svv"]))
     tr_x, tr_y = max(sa - n * alpha, 0.0), max(sb - n * beta, 0.0)
     if state.row_stats:

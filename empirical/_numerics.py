@@ -126,13 +126,51 @@ class Frame:
     exp: int | None = None
 
 
-def new_frame(x: np.ndarray, name: str) -> Frame:
-    """Frame whose shift is the float64 mean of ``x`` rounded to ``x``'s dtype."""
-    shift = x.mean(0, dtype=np.float64).astype(x.dtype)
-    if not np.isfinite(shift).all():  # overflowing mean (|x| near the dtype's max) or NaN
-        check_finite(x, name)
-        shift = np.ldexp(np.ldexp(x, -2).mean(0, dtype=np.float64), 2).astype(x.dtype)
-    return Frame(shift=shift.astype(np.float64), dtype=x.dtype, name=name)
+SHIFT_ROWS = 1024
+"""Rows whose float64 mean is the reference shift (any shift is exact; near the mean it avoids
+cancellation)."""
+
+
+def new_frame(x: np.ndarray, name: str, rows: int = SHIFT_ROWS) -> Frame:
+    """Frame from the first ``rows`` rows of ``x``.
+
+    The shift is their float64 mean (rounded to ``x``'s dtype), the exponent that of their
+    largest |x - shift| (0 when within 2**BAND of 1).
+    """
+    head = x[:rows].astype(np.float64)
+    check_finite(head, name)
+    with np.errstate(over="ignore"):
+        shift = head.mean(0).astype(x.dtype)
+    if not np.isfinite(shift).all():  # |x| near the dtype's max: the halves do not overflow
+        shift = np.ldexp(np.ldexp(head, -2).mean(0), 2).astype(x.dtype)
+    frame = Frame(shift=shift.astype(np.float64), dtype=x.dtype, name=name)
+    amax = _extremes(head - frame.shift)
+    if amax > 0.0:
+        e = math.frexp(amax)[1]
+        frame.exp = 0 if abs(e) <= BAND else e
+    return frame
+
+
+SAFE_SQUARES = {np.dtype(np.float32): 2.0**60, np.dtype(np.float64): 2.0**400}
+"""A chunk's products are used as computed when its largest column sum of squares lies in
+[1 / SAFE, SAFE] (frame units): then no product, row-norm sum or later float64 square can
+overflow or underflow. Otherwise the chunk is redone with its own scale."""
+
+
+def centred_rows(frame: Frame, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Return w = (x - shift) * 2**-exp without any check (fast path; see :func:`in_range`)."""
+    buf = out[: x.shape[0]] if out is not None else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = np.subtract(x, frame.shift.astype(x.dtype), out=buf)
+    if frame.exp:
+        np.ldexp(u, -frame.exp, out=u)
+    return u
+
+
+def in_range(squares: float, dtype: np.dtype) -> bool:
+    """Whether a largest sum of squares (float64) allows the fast path (SAFE_SQUARES)."""
+    safe = SAFE_SQUARES[np.dtype(dtype)]
+    return math.isfinite(squares) and 1.0 / safe <= squares <= safe
 
 
 def _extremes(u: np.ndarray) -> float:
@@ -205,6 +243,8 @@ __all__ = [
     "check_finite",
     "check_rows",
     "eps",
+    "centred_rows",
+    "in_range",
     "new_frame",
     "pow2_scaled",
     "scaled_rows",

@@ -25,8 +25,10 @@ from empirical._numerics import (
     CHUNK,
     Frame,
     as_features,
+    centred_rows,
     check_finite,
     check_rows,
+    in_range,
     new_frame,
     scaled_rows,
 )
@@ -113,41 +115,59 @@ def _cka_update(
 
 
 def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray) -> CKAState:
-    assert state.frame_x is not None
-    assert state.frame_y is not None
+    fx, fy = state.frame_x, state.frame_y
+    assert fx is not None
+    assert fy is not None
     rows = min(CHUNK, xa.shape[0])
     bx, by = np.empty((rows, xa.shape[1]), xa.dtype), np.empty((rows, ya.shape[1]), ya.dtype)
     for start in range(0, xa.shape[0], CHUNK):
-        u, rx = scaled_rows(state.frame_x, xa[start : start + CHUNK], bx)
-        v, ry = scaled_rows(state.frame_y, ya[start : start + CHUNK], by)
-        if rx or ry:
-            _rescale(state, rx, ry)
-        _add_products(state, u, v)
+        xc, yc = xa[start : start + CHUNK], ya[start : start + CHUNK]
+        # Fast path: centre, multiply, then check the products' range (the diagonal bounds
+        # every entry); redo the chunk with its own scale only when they are out of range.
+        u, v = centred_rows(fx, xc, bx), centred_rows(fy, yc, by)
+        with np.errstate(all="ignore"):  # an overflow here only sends the chunk to the slow path
+            prods = _products(u, v, state.row_stats)
+        if not _usable(prods, fx, fy):
+            u, rx = scaled_rows(fx, xc, bx)
+            v, ry = scaled_rows(fy, yc, by)
+            if rx or ry:
+                _rescale(state, rx, ry)
+            prods = _products(u, v, state.row_stats)
+        for key, value in prods.items():
+            state.sums[key] += value
     state.n += int(xa.shape[0])
     return state
 
 
-def _add_products(state: CKAState, u: np.ndarray, v: np.ndarray) -> None:
-    """Add one chunk of framed rows to the float64 sums (products in the input dtype)."""
-    s = state.sums
-    s["su"] += u.sum(0, dtype=np.float64)
-    s["sv"] += v.sum(0, dtype=np.float64)
-    s["suu"] += u.T @ u  # syrk (numpy detects the transpose of the same buffer)
-    s["svv"] += v.T @ v
-    s["suv"] += u.T @ v
-    if state.row_stats:
-        a = np.einsum("ij,ij->i", u, u)
-        b = np.einsum("ij,ij->i", v, v)
-        ab = np.stack([a, b.astype(a.dtype)])
-        cu, cv = ab @ u, ab.astype(v.dtype) @ v
-        s["sau"] += cu[0]
-        s["sbu"] += cu[1]
-        s["sav"] += cv[0]
-        s["sbv"] += cv[1]
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
-        s["saa"] += a64 @ a64
-        s["sbb"] += b64 @ b64
-        s["sab"] += a64 @ b64
+def _usable(prods: dict[str, np.ndarray], fx: Frame, fy: Frame) -> bool:
+    """Whether fast-path products are in range (so exact up to rounding) and finite."""
+    if fx.exp is None or fy.exp is None:
+        return False
+    if not in_range(float(prods["suu"].diagonal().max(initial=0.0)), fx.dtype):
+        return False
+    if not in_range(float(prods["svv"].diagonal().max(initial=0.0)), fy.dtype):
+        return False
+    # |suv_ij| <= sqrt(suu_ii svv_jj) (Cauchy-Schwarz): in range with the diagonals.
+    vectors = ("su", "sv", "sau", "sbu", "sav", "sbv")
+    return all(bool(np.isfinite(prods[k]).all()) for k in vectors if k in prods)
+
+
+def _products(u: np.ndarray, v: np.ndarray, row_stats: bool) -> dict[str, np.ndarray]:
+    """The sums of one chunk of framed rows, products in the input dtype."""
+    out = {"suu": u.T @ u, "svv": v.T @ v, "suv": u.T @ v}  # syrk, syrk, GEMM
+    if not row_stats:
+        out["su"] = np.ones(u.shape[0], u.dtype) @ u
+        out["sv"] = np.ones(v.shape[0], v.dtype) @ v
+        return out
+    a = np.einsum("ij,ij->i", u, u)
+    b = np.einsum("ij,ij->i", v, v)
+    coef = np.stack([np.ones_like(a), a, b.astype(a.dtype)])
+    cu = coef @ u
+    cv = coef.astype(v.dtype) @ v
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    out |= {"su": cu[0], "sau": cu[1], "sbu": cu[2], "sv": cv[0], "sav": cv[1], "sbv": cv[2]}
+    out |= {"saa": a64 @ a64, "sbb": b64 @ b64, "sab": a64 @ b64}
+    return out
 
 
 def _debiased_hsic(frob2: float, cross: float, tr1: float, tr2: float, n: int) -> float:
@@ -177,9 +197,11 @@ def _cka_compute(state: CKAState, debiased: bool = False) -> float:
         # Defined convention: both constant -> identical after removing offsets -> 1; one
         # constant -> no shared variance -> 0.
         return 1.0 if (const_x and const_y) else 0.0
-    xy = float((m.cxy * m.cxy).sum())
-    xx = float((m.cxx * m.cxx).sum())
-    yy = float((m.cyy * m.cyy).sum())
+    xy, xx, yy = (
+        float(np.vdot(m.cxy, m.cxy)),
+        float(np.vdot(m.cxx, m.cxx)),
+        float(np.vdot(m.cyy, m.cyy)),
+    )
     if not debiased:
         value = xy / (math.sqrt(xx) * math.sqrt(yy))
         return min(max(value, 0.0), 1.0)

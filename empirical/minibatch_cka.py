@@ -13,9 +13,12 @@ import numpy as np
 import torch
 
 from empirical._numerics import (
+    Frame,
     as_features,
+    centred_rows,
     check_finite,
     check_rows,
+    in_range,
     new_frame,
     scaled_rows,
 )
@@ -60,8 +63,11 @@ def _hsic_terms(trace: float, ks: np.ndarray, ls: np.ndarray, m: int) -> float:
     return (trace + total - cross) / (m * (m - 3))
 
 
-def _batch_hsics(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:
+def _batch_hsics(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float, float]:
     """(HSIC_1(K, L), HSIC_1(K, K), HSIC_1(L, L)) of one batch of framed rows (m, d1), (m, d2).
+
+    Also returns max_i ||u_i||^2 and max_i ||v_i||^2 (the Grams' diagonals), which bound
+    every product and so tell whether the batch was in range.
 
     Gram form (two m x m syrk in the input dtype, diagonals zeroed exactly) when
     m < d1 + d2, feature form (two d x d syrk and one d1 x d2 GEMM, float64) otherwise; the
@@ -71,6 +77,7 @@ def _batch_hsics(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:
     if m < u.shape[1] + v.shape[1]:
         k = (u @ u.T).astype(np.float64)  # syrk
         l_ = (v @ v.T).astype(np.float64)
+        qx, qy = float(k.diagonal().max()), float(l_.diagonal().max())
         np.fill_diagonal(k, 0.0)
         np.fill_diagonal(l_, 0.0)
         ks, ls = k.sum(1), l_.sum(1)
@@ -80,16 +87,41 @@ def _batch_hsics(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:
         # This form subtracts the diagonal instead of zeroing it, so it runs in float64.
         u, v = u.astype(np.float64), v.astype(np.float64)
         a, b = np.einsum("ij,ij->i", u, u), np.einsum("ij,ij->i", v, v)
+        qx, qy = float(a.max()), float(b.max())
         uu, vv, uv = u.T @ u, v.T @ v, u.T @ v
         ks, ls = u @ u.sum(0) - a, v @ v.sum(0) - b
         t_kl = float(np.vdot(uv, uv)) - float(a @ b)
         t_kk = float(np.vdot(uu, uu)) - float(a @ a)
         t_ll = float(np.vdot(vv, vv)) - float(b @ b)
-    return (
-        _hsic_terms(t_kl, ks, ls, m),
-        _hsic_terms(t_kk, ks, ks, m),
-        _hsic_terms(t_ll, ls, ls, m),
-    )
+    h = [_hsic_terms(t_kl, ks, ls, m), _hsic_terms(t_kk, ks, ks, m), _hsic_terms(t_ll, ls, ls, m)]
+    return np.array(h), qx, qy
+
+
+QUICK_ROWS = 32
+"""Rows of a batch whose float64 mean is its reference shift on the fast path."""
+
+
+def _framed_hsics(xb: np.ndarray, yb: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """HSICs of one batch in its own frame, and the frame exponents (x, y).
+
+    Fast path: shift by the float64 mean of the first rows, no scaling, then check the
+    Grams' diagonals; out of range (or non-finite), redo with the batch's own scale.
+    """
+    fx = Frame(_quick_shift(xb), xb.dtype, "X", exp=0)
+    fy = Frame(_quick_shift(yb), yb.dtype, "Y", exp=0)
+    with np.errstate(all="ignore"):  # an overflow here only sends the batch to the slow path
+        h, qx, qy = _batch_hsics(centred_rows(fx, xb), centred_rows(fy, yb))
+    if in_range(qx, xb.dtype) and in_range(qy, yb.dtype) and np.isfinite(h).all():
+        return h, 0, 0
+    fx, fy = new_frame(xb, "X", rows=xb.shape[0]), new_frame(yb, "Y", rows=yb.shape[0])
+    u, _ = scaled_rows(fx, xb)
+    v, _ = scaled_rows(fy, yb)
+    return _batch_hsics(u, v)[0], fx.exp or 0, fy.exp or 0
+
+
+def _quick_shift(x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return x[:QUICK_ROWS].astype(np.float64).mean(0).astype(x.dtype).astype(np.float64)
 
 
 @dataclass
@@ -130,11 +162,7 @@ def _minibatch_update(
     m = x.shape[-2]
     for start in range(0, xa.shape[0], m):
         xb, yb = xa[start : start + m], ya[start : start + m]
-        fx, fy = new_frame(xb, "X"), new_frame(yb, "Y")
-        u, _ = scaled_rows(fx, xb)
-        v, _ = scaled_rows(fy, yb)
-        h = np.array(_batch_hsics(u, v))
-        ex, ey = fx.exp or 0, fy.exp or 0
+        h, ex, ey = _framed_hsics(xb, yb)
         if isinstance(sums, MinibatchState):
             if sums.exp_x is None or sums.exp_y is None:
                 sums.exp_x, sums.exp_y = ex, ey
