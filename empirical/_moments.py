@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from empirical.cka import CKAState
 
 
-@dataclass(frozen=True)
+@dataclass
 class CentredMoments:
     """Centred moments of paired features X (n, d1), Y (n, d2), float64, in frame units.
 
@@ -26,9 +27,11 @@ class CentredMoments:
     """
 
     n: int
-    cxx: np.ndarray
-    cyy: np.ndarray
-    cxy: np.ndarray
+    suu: np.ndarray
+    svv: np.ndarray
+    suv: np.ndarray
+    mu: np.ndarray
+    mv: np.ndarray
     tr_x: float
     tr_y: float
     row_xx: float
@@ -38,6 +41,49 @@ class CentredMoments:
     constant_y: bool
     exp_x: int
     exp_y: int
+
+    @cached_property
+    def cxx(self) -> np.ndarray:
+        """Centred W~^T W~ (d1, d1), built on first use."""
+        return _minus_outer(self.suu, self.n, self.mu, self.mu)
+
+    @cached_property
+    def cyy(self) -> np.ndarray:
+        """Centred V~^T V~ (d2, d2), built on first use."""
+        return _minus_outer(self.svv, self.n, self.mv, self.mv)
+
+    @cached_property
+    def cxy(self) -> np.ndarray:
+        """Centred W~^T V~ (d1, d2), built on first use."""
+        return _minus_outer(self.suv, self.n, self.mu, self.mv)
+
+    def frobenius2(self) -> tuple[float, float, float]:
+        """(||cxy||_F^2, ||cxx||_F^2, ||cyy||_F^2) without building the centred matrices.
+
+        ||S - n a b^T||_F^2 = ||S||_F^2 - 2 n a^T S b + n^2 ||a||^2 ||b||^2 (one pass over S)
+        when the centring is a small correction (n ||mu||^2 <= EXPAND_RATIO tr, so the
+        cancellation costs at most EXPAND_RATIO^2 eps); the explicit matrices otherwise.
+        """
+        n, mu, mv = self.n, self.mu, self.mv
+        alpha, beta = float(mu @ mu), float(mv @ mv)
+        if n * alpha > EXPAND_RATIO * self.tr_x or n * beta > EXPAND_RATIO * self.tr_y:
+            return (
+                float(np.vdot(self.cxy, self.cxy)),
+                float(np.vdot(self.cxx, self.cxx)),
+                float(np.vdot(self.cyy, self.cyy)),
+            )
+
+        def expand(c: np.ndarray, a: np.ndarray, b: np.ndarray, ab: float) -> float:
+            return float(np.vdot(c, c)) - 2.0 * n * float(a @ (c @ b)) + n * n * ab
+
+        return (
+            expand(self.suv, mu, mv, alpha * beta),
+            expand(self.suu, mu, mu, alpha * alpha),
+            expand(self.svv, mv, mv, beta * beta),
+        )
+
+
+EXPAND_RATIO = 10.0
 
 
 def _is_constant(frame: Frame, mu: np.ndarray, n: int, tr: float) -> bool:
@@ -88,11 +134,6 @@ def centred_moments(state: CKAState) -> CentredMoments:
     s = state.sums
     mu, mv = s["su"] / n, s["sv"] / n
     alpha, beta = float(mu @ mu), float(mv @ mv)
-    cxx, cyy, cxy = (
-        _minus_outer(s["suu"], n, mu, mu),
-        _minus_outer(s["svv"], n, mv, mv),
-        _minus_outer(s["suv"], n, mu, mv),
-    )
     sa, sb = float(np.trace(s["suu"])), float(np.trace(s["svv"]))
     tr_x, tr_y = max(sa - n * alpha, 0.0), max(sb - n * beta, 0.0)
     if state.row_stats:
@@ -129,9 +170,11 @@ def centred_moments(state: CKAState) -> CentredMoments:
         _check_resolved("Y", fy.dtype, tr_y, sb)
     return CentredMoments(
         n=n,
-        cxx=cxx,
-        cyy=cyy,
-        cxy=cxy,
+        suu=s["suu"],
+        svv=s["svv"],
+        suv=s["suv"],
+        mu=mu,
+        mv=mv,
         tr_x=tr_x,
         tr_y=tr_y,
         row_xx=row_xx,

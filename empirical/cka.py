@@ -134,7 +134,10 @@ def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray) -> CKAState:
                 _rescale(state, rx, ry)
             prods = _products(u, v, state.row_stats)
         for key, value in prods.items():
-            state.sums[key] += value
+            if state.n == 0 and start == 0:  # first chunk: no zeros to read
+                state.sums[key] = np.asarray(value, dtype=np.float64)
+            else:
+                state.sums[key] += value
     state.n += int(xa.shape[0])
     return state
 
@@ -179,8 +182,6 @@ def _cka_compute(state: CKAState, debiased: bool = False) -> float:
     """Linear CKA of the rows accumulated in ``state``; see :func:`linear_cka`."""
     if state.n < 2:
         raise ValueError(f"linear CKA needs at least n=2 samples, got n={state.n}")
-    if not all(bool(np.isfinite(state.sums[k]).all()) for k in ("suu", "svv", "suv")):
-        raise ValueError("the float64 moment sums are not finite (this is a bug: please report)")
     if debiased and not state.row_stats:
         raise ValueError(
             "debiased CKA needs the row-norm sums: accumulate with debiased=True "
@@ -197,11 +198,9 @@ def _cka_compute(state: CKAState, debiased: bool = False) -> float:
         # Defined convention: both constant -> identical after removing offsets -> 1; one
         # constant -> no shared variance -> 0.
         return 1.0 if (const_x and const_y) else 0.0
-    xy, xx, yy = (
-        float(np.vdot(m.cxy, m.cxy)),
-        float(np.vdot(m.cxx, m.cxx)),
-        float(np.vdot(m.cyy, m.cyy)),
-    )
+    xy, xx, yy = m.frobenius2()
+    if not all(math.isfinite(v) for v in (xy, xx, yy)):
+        raise ValueError("the float64 moment sums are not finite (this is a bug: please report)")
     if not debiased:
         value = xy / (math.sqrt(xx) * math.sqrt(yy))
         return min(max(value, 0.0), 1.0)
