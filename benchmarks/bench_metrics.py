@@ -89,13 +89,16 @@ def bench_exact(repeats: int, lines: list[str]) -> None:
             "linear_cka": lambda x=x, y=y: linear_cka(x, y),
             "linear_cka(debiased=True)": lambda x=x, y=y: linear_cka(x, y, debiased=True),
         }
-        med = _interleaved(fns, repeats)
+        med, paired = _interleaved(fns, repeats)
         values = {"linear_cka": linear_cka(x, y)}
         for key, t in med.items():
             ratio = t / med["floor"]
             ok = "" if key == "floor" else ("met" if ratio <= TARGET_EXACT else "MISSED")
             err = f"{abs(values[key] - ref):.1e}" if key in values else ""
-            lines.append(f"{n:>6} {d:>5}  {key:<26} {t:>9.4f} {ratio:>8.3f} {ok:>7} {err:>12}")
+            lines.append(
+                f"{n:>6} {d:>5}  {key:<26} {t:>9.4f} {ratio:>8.3f} {paired[key]:>8.3f} "
+                f"{ok:>7} {err:>12}"
+            )
             print(lines[-1], flush=True)
         del x, y
 

@@ -1,4 +1,4 @@
-"""Private: centred second moments from the float64 sums of :class:`empirical.cka.CKAState`."""
+"""Private: centred second moments from the float64 sums of a CKAState (_cka_state.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from empirical._numerics import INPUT_NOISE, PRODUCT_RTOL, Frame, eps
 
 if TYPE_CHECKING:
-    from empirical.cka import CKAState
+    from empirical._cka_state import CKAState
 
 
 @dataclass
