@@ -5,103 +5,23 @@ paired rows to a :class:`CKAState` (sums of X, Y, X^T X, Y^T Y, X^T Y and a few 
 all float64), and :func:`_cka_compute` centres them at the end. Memory is
 O(d1^2 + d2^2 + d1 d2) whatever n is; no n x n Gram matrix is ever built.
 
-Numerical care: every batch is first shifted by a fixed offset (the mean of the first batch;
-CKA is offset invariant, so the result is unchanged) to avoid cancellation when the features
-have a large mean; products run in the input precision on chunks of at most ``CHUNK`` rows and
-are accumulated in float64.
+Numerics (:mod:`empirical._numerics`): the rows enter the products as (x - s) 2**-e, with s a
+float64 reference mean (of the first batch; CKA is offset invariant, so any s is exact) and e
+a power-of-two scale (exact), so that no product overflows, underflows or cancels. The
+products run in the input dtype (numpy BLAS: ``w.T @ w`` is a syrk, half the flops of a
+GEMM) on chunks of at most ``CHUNK`` rows and are accumulated in float64.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from empirical._cka_state import CKAState, _cka_update
 from empirical._moments import CentredMoments, centred_moments
-from empirical._util import check_pair
-
-CHUNK = 4096
-"""Rows per float32 product before the result is added to the float64 sums."""
-
-
-@dataclass
-class CKAState:
-    """Float64 sufficient statistics of paired features X (n, d1) and Y (n, d2).
-
-    Attributes are sums over the rows seen so far of the shifted rows u = x - s_x, v = y - s_y:
-    ``su`` (d1,), ``sv`` (d2,), ``suu`` = U^T U (d1, d1), ``svv`` (d2, d2), ``suv`` = U^T V
-    (d1, d2). With ``row_stats`` (needed by the debiased estimator only) also the row norms
-    a_i = ||u_i||^2, b_i = ||v_i||^2 in ``saa, sbb, sab`` and the vectors ``sau`` =
-    sum a_i u_i, ``sbu``, ``sav``, ``sbv``.
-    """
-
-    row_stats: bool = True
-    n: int = 0
-    shift_x: torch.Tensor | None = None
-    shift_y: torch.Tensor | None = None
-    sums: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-SHIFT_ROWS = 256
-"""Rows of the first batch whose mean is the fixed shift (any shift near the mean will do)."""
-
-
-def _init_sums(state: CKAState, x: torch.Tensor, y: torch.Tensor) -> None:
-    f64 = torch.float64
-    state.shift_x = x[:SHIFT_ROWS].to(f64).mean(0)
-    state.shift_y = y[:SHIFT_ROWS].to(f64).mean(0)
-    d1, d2 = x.shape[1], y.shape[1]
-    names = {"su": (d1,), "sv": (d2,), "suu": (d1, d1), "svv": (d2, d2), "suv": (d1, d2)}
-    if state.row_stats:
-        names |= {"sau": (d1,), "sbu": (d1,), "sav": (d2,), "sbv": (d2,)}
-        names |= {"saa": (), "sbb": (), "sab": ()}
-    state.sums = {k: torch.zeros(shape, dtype=f64) for k, shape in names.items()}
-
-
-def _cka_update(state: CKAState, x: torch.Tensor, y: torch.Tensor) -> CKAState:
-    """Add a batch of paired rows ``x`` (m, d1), ``y`` (m, d2) to ``state`` (in place).
-
-    Cost: the three products U^T U, V^T V, U^T V in the input precision, chunk by chunk, plus
-    O(m (d1 + d2)) for the shift and column sums (and the row norms when ``row_stats``).
-    """
-    if x.shape[0] == 0:
-        return state
-    if state.shift_x is None or state.shift_y is None:
-        _init_sums(state, x, y)
-    elif x.shape[1] != state.sums["su"].shape[0] or y.shape[1] != state.sums["sv"].shape[0]:
-        raise ValueError(
-            f"batch feature dimensions ({x.shape[1]}, {y.shape[1]}) differ from the first batch "
-            f"({state.sums['su'].shape[0]}, {state.sums['sv'].shape[0]})"
-        )
-    s = state.sums
-    assert state.shift_x is not None
-    assert state.shift_y is not None
-    f64 = torch.float64
-    sx = state.shift_x.to(x.dtype)
-    sy = state.shift_y.to(y.dtype)
-    for start in range(0, x.shape[0], CHUNK):
-        u = x[start : start + CHUNK] - sx
-        v = y[start : start + CHUNK] - sy
-        s["su"] += u.sum(0).to(f64)
-        s["sv"] += v.sum(0).to(f64)
-        s["suu"] += (u.T @ u).to(f64)
-        s["svv"] += (v.T @ v).to(f64)
-        s["suv"] += (u.T @ v).to(f64)
-        if state.row_stats:
-            a = torch.linalg.vector_norm(u, dim=1) ** 2
-            b = torch.linalg.vector_norm(v, dim=1) ** 2
-            s["sau"] += (a @ u).to(f64)
-            s["sbu"] += (b @ u).to(f64)
-            s["sav"] += (a @ v).to(f64)
-            s["sbv"] += (b @ v).to(f64)
-            a64, b64 = a.to(f64), b.to(f64)
-            s["saa"] += a64 @ a64
-            s["sbb"] += b64 @ b64
-            s["sab"] += a64 @ b64
-    state.n += int(x.shape[0])
-    return state
+from empirical._numerics import as_features, check_finite, check_rows
 
 
 def _debiased_hsic(frob2: float, cross: float, tr1: float, tr2: float, n: int) -> float:
@@ -113,11 +33,6 @@ def _cka_compute(state: CKAState, debiased: bool = False) -> float:
     """Linear CKA of the rows accumulated in ``state``; see :func:`linear_cka`."""
     if state.n < 2:
         raise ValueError(f"linear CKA needs at least n=2 samples, got n={state.n}")
-    if not all(bool(torch.isfinite(state.sums[k]).all()) for k in ("suu", "svv", "suv")):
-        raise ValueError(
-            "X or Y contains NaN or Inf values (or their float32 products overflowed); CKA needs "
-            "finite features"
-        )
     if debiased and not state.row_stats:
         raise ValueError(
             "debiased CKA needs the row-norm sums: accumulate with debiased=True "
@@ -134,11 +49,11 @@ def _cka_compute(state: CKAState, debiased: bool = False) -> float:
         # Defined convention: both constant -> identical after removing offsets -> 1; one
         # constant -> no shared variance -> 0.
         return 1.0 if (const_x and const_y) else 0.0
-    xy = float((m.cxy * m.cxy).sum())
-    xx = float((m.cxx * m.cxx).sum())
-    yy = float((m.cyy * m.cyy).sum())
+    xy, xx, yy = m.frobenius2()
+    if not all(math.isfinite(v) for v in (xy, xx, yy)):
+        raise ValueError("the float64 moment sums are not finite (this is a bug: please report)")
     if not debiased:
-        value = xy / math.sqrt(xx * yy)
+        value = xy / (math.sqrt(xx) * math.sqrt(yy))
         return min(max(value, 0.0), 1.0)
     n = state.n
     hxy = _debiased_hsic(xy, m.row_xy, m.tr_x, m.tr_y, n)
@@ -150,7 +65,7 @@ def _cka_compute(state: CKAState, debiased: bool = False) -> float:
             f"positive (HSIC(X,X)={hxx:.3g}, HSIC(Y,Y)={hyy:.3g}) with n={n}; use more samples "
             "or debiased=False"
         )
-    return hxy / math.sqrt(hxx * hyy)
+    return hxy / (math.sqrt(hxx) * math.sqrt(hyy))
 
 
 def linear_cka(
@@ -172,25 +87,27 @@ def linear_cka(
     ----------
     X : ndarray or Tensor of shape (n, d1)
     Y : ndarray or Tensor of shape (n, d2)
-        Features of the same n samples (rows paired). float32 input is multiplied in float32
-        and accumulated in float64; anything else in float64.
+        Features of the same n samples (rows paired), real and finite, any scale in the
+        float range. float32 input is multiplied in float32 and accumulated in float64;
+        float64 (and integer) input in float64; X and Y may differ in dtype.
     debiased : bool
         Use the unbiased HSIC estimator (needs n >= 4).
 
     Returns
     -------
     float
-        In [0, 1] when ``debiased=False``. Constant features (zero centred variance) give a
-        defined value: 1.0 if both X and Y are constant, 0.0 if only one is.
+        In [0, 1] when ``debiased=False``. Constant features (centred spread at the rounding
+        level of the stored values, i.e. below 4 eps |x|) give a defined value: 1.0 if both
+        X and Y are constant, 0.0 if only one is.
 
     Raises
     ------
     ValueError
-        Rows differ, non-finite values, n < 2 (n < 4 when debiased), or a debiased
-        self-similarity that is not positive.
+        Rows differ, complex, NaN or Inf values (the message names X or Y), n < 2 (n < 4
+        when debiased), a debiased self-similarity that is not positive, or streamed batches
+        whose mean drifted so far from the first batch's that the products lost precision.
     """
-    x, y = check_pair(X, Y, finite=False)  # finiteness is checked on the sums instead
-    return _cka_compute(_cka_update(CKAState(row_stats=debiased), x, y), debiased=debiased)
+    return _cka_compute(_cka_update(CKAState(row_stats=debiased), X, Y), debiased=debiased)
 
 
 class StreamingLinearCKA:
@@ -228,8 +145,7 @@ class StreamingLinearCKA:
 
     def update(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> None:
         """Add a batch of paired rows X (m, d1), Y (m, d2)."""
-        x, y = check_pair(X, Y, finite=False)
-        _cka_update(self.state, x, y)
+        _cka_update(self.state, X, Y)
 
     def compute(self, debiased: bool | None = None) -> float:
         """Linear CKA of all rows seen so far (see :func:`linear_cka`).
@@ -270,8 +186,12 @@ def gram_linear_cka(
     """
     from empirical.minibatch_cka import hsic_unbiased
 
-    x, y = check_pair(X, Y)
-    x, y = x.to(torch.float64), y.to(torch.float64)
+    xa, ya = as_features(X, "X"), as_features(Y, "Y")
+    check_rows(xa, ya)
+    check_finite(xa, "X")
+    check_finite(ya, "Y")
+    x = torch.from_numpy(xa.astype(np.float64))
+    y = torch.from_numpy(ya.astype(np.float64))
     n = x.shape[0]
     k, l_ = x @ x.T, y @ y.T
     if debiased:

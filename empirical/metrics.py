@@ -13,30 +13,52 @@ import math
 import numpy as np
 import torch
 
-from empirical._util import check_pair
+from empirical._numerics import as_features, check_finite, check_rows
 from empirical.cka import StreamingLinearCKA, gram_linear_cka, linear_cka
 from empirical.minibatch_cka import minibatch_cka
 from empirical.similarity import principal_angles, procrustes_distance
 
 
-def _paired_update(sums: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Add a batch to ``sums`` = [n, sum ||x-y||, sum ||x-y||^2, sum ||x||^2, sum cos dist].
+def _fro(norms: np.ndarray) -> float:
+    """sqrt(sum norms^2) without overflow or underflow (scaled by a power of two)."""
+    top = float(norms.max()) if norms.size else 0.0
+    if top == 0.0:
+        return 0.0
+    e = math.frexp(top)[1]
+    return math.ldexp(float(np.sqrt(np.square(np.ldexp(norms, -e)).sum())), e)
 
-    Cosine distance of a row pair is 1 - cos; by convention 0 when both rows are zero and 1 when
-    exactly one is.
+
+def _paired_update(
+    sums: torch.Tensor, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
+) -> torch.Tensor:
+    """Add a batch to ``sums`` = [n, sum ||x-y||, ||X-Y||_F, ||X||_F, sum cos dist] (float64).
+
+    Each row pair is first divided by the power of two just above max(|x_i|, |y_i|) (exact),
+    so no square overflows or underflows at any scale; the Frobenius norms are combined with
+    ``hypot``. Cosine distance of a row pair is 1 - cos; by convention 0 when both rows are
+    zero and 1 when exactly one is.
     """
-    x64, y64 = x.to(torch.float64), y.to(torch.float64)
-    diff = torch.linalg.vector_norm(x64 - y64, dim=1)
-    nx = torch.linalg.vector_norm(x64, dim=1)
-    ny = torch.linalg.vector_norm(y64, dim=1)
+    xa, ya = as_features(x, "X"), as_features(y, "Y")
+    check_rows(xa, ya, same_dim=True)
+    check_finite(xa, "X")
+    check_finite(ya, "Y")
+    x64, y64 = xa.astype(np.float64), ya.astype(np.float64)
+    top = np.maximum(np.abs(x64).max(1, initial=0.0), np.abs(y64).max(1, initial=0.0))
+    e = np.frexp(top)[1][:, None]
+    xs, ys = np.ldexp(x64, -e), np.ldexp(y64, -e)
+    diff = np.linalg.norm(xs - ys, axis=1)
+    nx, ny = np.linalg.norm(xs, axis=1), np.linalg.norm(ys, axis=1)
     both = (nx > 0) & (ny > 0)
-    cos = torch.where(both, (x64 * y64).sum(1) / torch.where(both, nx * ny, 1.0), 0.0)
-    cos = torch.where((nx == 0) & (ny == 0), 1.0, cos.clamp(-1.0, 1.0))
-    sums[0] += x.shape[0]
-    sums[1] += diff.sum()
-    sums[2] += (diff * diff).sum()
-    sums[3] += (nx * nx).sum()
-    sums[4] += (1.0 - cos).sum()
+    dot = np.einsum("ij,ij->i", xs, ys)
+    cos = np.where(both, dot / np.where(both, nx * ny, 1.0), 0.0)
+    cos = np.where((nx == 0) & (ny == 0), 1.0, np.clip(cos, -1.0, 1.0))
+    e1 = e[:, 0]
+    diff, nx = np.ldexp(diff, e1), np.ldexp(nx, e1)
+    sums[0] += xa.shape[0]
+    sums[1] += float(diff.sum())
+    sums[2] = math.hypot(float(sums[2]), _fro(diff))
+    sums[3] = math.hypot(float(sums[3]), _fro(nx))
+    sums[4] += float((1.0 - cos).sum())
     return sums
 
 
@@ -45,8 +67,8 @@ def _paired_compute(sums: torch.Tensor) -> dict[str, float]:
     n = float(sums[0])
     if n == 0:
         raise ValueError("paired metrics need at least one sample, got n=0")
-    diff2, ref2 = float(sums[2]), float(sums[3])
-    rel = math.sqrt(diff2 / ref2) if ref2 > 0 else (0.0 if diff2 == 0 else math.inf)
+    diff, ref = float(sums[2]), float(sums[3])
+    rel = diff / ref if ref > 0 else (0.0 if diff == 0 else math.inf)
     return {
         "delta_l2": float(sums[1]) / n,
         "relative_l2": rel,
@@ -55,8 +77,7 @@ def _paired_compute(sums: torch.Tensor) -> dict[str, float]:
 
 
 def _paired(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> dict[str, float]:
-    x, y = check_pair(X, Y, same_dim=True)
-    return _paired_compute(_paired_update(torch.zeros(5, dtype=torch.float64), x, y))
+    return _paired_compute(_paired_update(torch.zeros(5, dtype=torch.float64), X, Y))
 
 
 def delta_l2(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> float:

@@ -13,7 +13,7 @@ import scipy.linalg
 import torch
 
 from empirical._moments import CentredMoments, centred_moments
-from empirical._util import check_pair
+from empirical._numerics import as_features, check_finite, check_rows, pow2_scaled
 from empirical.cka import CKAState, _cka_update
 
 RANK_RTOL = 1e-10
@@ -24,8 +24,9 @@ def _procrustes_from_moments(m: CentredMoments) -> float:
     """Procrustes distance from centred moments; see :func:`procrustes_distance`."""
     if m.constant_x or m.constant_y:
         return 0.0 if (m.constant_x and m.constant_y) else math.sqrt(2.0)
-    nuclear = float(torch.linalg.matrix_norm(m.cxy, ord="nuc"))
-    cos_sum = nuclear / math.sqrt(m.tr_x * m.tr_y)
+    # Frame units (powers of two) cancel in the ratio; every factor is O(1)..O(n d).
+    nuclear = float(np.linalg.svd(m.cxy, compute_uv=False).sum())
+    cos_sum = nuclear / (math.sqrt(m.tr_x) * math.sqrt(m.tr_y))
     return math.sqrt(max(2.0 - 2.0 * cos_sum, 0.0))
 
 
@@ -51,14 +52,13 @@ def procrustes_distance(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tens
         In [0, sqrt(2)]; 0 iff the centred representations agree up to rotation and scale.
         Constant features: 0.0 if both X and Y are constant, sqrt(2) if only one is.
     """
-    x, y = check_pair(X, Y)
-    return _procrustes_from_moments(centred_moments(_cka_update(CKAState(row_stats=False), x, y)))
+    return _procrustes_from_moments(centred_moments(_cka_update(CKAState(row_stats=False), X, Y)))
 
 
-def _top_eig(c: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    vals, vecs = torch.linalg.eigh(c)
-    vals, vecs = vals.flip(0), vecs.flip(1)
-    top = float(vals[0]) if vals.numel() else 0.0
+def _top_eig(c: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, int]:
+    vals, vecs = np.linalg.eigh(c)
+    vals, vecs = vals[::-1], vecs[:, ::-1]
+    top = float(vals[0]) if vals.size else 0.0
     rank = int((vals > RANK_RTOL * top).sum()) if top > 0 else 0
     return vals[:r], vecs[:, :r], rank
 
@@ -72,9 +72,9 @@ def _angles_from_moments(m: CentredMoments, r: int) -> np.ndarray:
             f"r={r} is invalid: expected 1 <= r <= min(rank X, rank Y) = "
             f"{min(rank_x, rank_y)} (ranks {rank_x} and {rank_y})"
         )
-    cross = (vx.T @ m.cxy @ vy) / torch.sqrt(torch.outer(lx, ly))
-    cos = torch.linalg.svdvals(cross).clamp(-1.0, 1.0)
-    return np.sort(np.arccos(cos.numpy()))
+    cross = (vx.T @ m.cxy @ vy) / np.sqrt(np.outer(lx, ly))
+    cos = np.clip(np.linalg.svd(cross, compute_uv=False), -1.0, 1.0)
+    return np.sort(np.arccos(cos))
 
 
 def mean_principal_angle(m: CentredMoments, r: int) -> float:
@@ -116,16 +116,19 @@ def principal_angles(
     """
     if r < 1:
         raise ValueError(f"r={r} is invalid: expected an integer >= 1")
-    x, y = check_pair(X, Y)
+    xa, ya = as_features(X, "X"), as_features(Y, "Y")
+    check_rows(xa, ya)
     bases = []
-    for name, t in (("X", x), ("Y", y)):
-        t64 = t.to(torch.float64)
+    for name, a in (("X", xa), ("Y", ya)):
+        check_finite(a, name)
+        # Scale (exactly, by a power of two) before centring so that no square overflows.
+        t64, _ = pow2_scaled(a.astype(np.float64))
         t64 = t64 - t64.mean(0)
-        u, s, _ = torch.linalg.svd(t64, full_matrices=False)
-        rank = int((s > RANK_RTOL**0.5 * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+        u, s, _ = np.linalg.svd(t64, full_matrices=False)
+        rank = int((s > RANK_RTOL**0.5 * s[0]).sum()) if s.size and s[0] > 0 else 0
         if r > rank:
             raise ValueError(f"r={r} is invalid: expected r <= rank of centred {name} = {rank}")
-        bases.append(u[:, :r].numpy())
+        bases.append(u[:, :r])
     return np.sort(scipy.linalg.subspace_angles(bases[0], bases[1]))
 
 

@@ -134,17 +134,20 @@ def test_constant_features_have_defined_value(debiased: bool) -> None:
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_nan_and_inf_are_rejected(bad: float) -> None:
+def test_nan_and_inf_are_rejected_naming_the_argument(bad: float) -> None:
     x, y = _pair(9)
     clean = x.copy()
     x[3, 1] = bad
-    with pytest.raises(ValueError, match="NaN or Inf"):
+    with pytest.raises(ValueError, match="X contains NaN or Inf"):
         linear_cka(x, y)
+    with pytest.raises(ValueError, match="Y contains NaN or Inf"):
+        linear_cka(y, x, debiased=True)
     acc = StreamingLinearCKA()
     acc.update(clean, y)
-    acc.update(x, y)
-    with pytest.raises(ValueError, match="NaN or Inf"):
-        acc.compute()
+    with pytest.raises(ValueError, match="X contains NaN or Inf"):
+        acc.update(x, y)
+    assert acc.n == clean.shape[0]  # the refused batch left the accumulator unchanged
+    assert acc.compute() == pytest.approx(linear_cka(clean, y), abs=1e-12)
 
 
 def test_row_mismatch_is_rejected() -> None:

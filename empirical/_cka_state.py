@@ -1,0 +1,161 @@
+"""Private: the float64 sufficient statistics of exact linear CKA and how a batch is added.
+
+See :mod:`empirical.cka` for the estimator and :mod:`empirical._numerics` for the frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from empirical._numerics import (
+    CHUNK,
+    Frame,
+    as_features,
+    centred_rows,
+    check_rows,
+    in_range,
+    new_frame,
+    scaled_rows,
+)
+
+DEGREES: dict[str, tuple[int, int]] = {
+    "su": (1, 0), "sv": (0, 1), "suu": (2, 0), "svv": (0, 2), "suv": (1, 1),
+    "sau": (3, 0), "sbu": (1, 2), "sav": (2, 1), "sbv": (0, 3),
+    "saa": (4, 0), "sbb": (0, 4), "sab": (2, 2),
+}  # fmt: skip
+"""Degree of each sum in the rows of X and of Y (how it changes when a frame is rescaled)."""
+
+
+@dataclass
+class CKAState:
+    """Float64 sufficient statistics of paired features X (n, d1) and Y (n, d2).
+
+    Attributes are sums over the rows seen so far of the framed rows u = (x - s_x) 2**-e_x,
+    v = (y - s_y) 2**-e_y (``frame_x``, ``frame_y``): ``su`` (d1,), ``sv`` (d2,), ``suu`` =
+    U^T U (d1, d1), ``svv`` (d2, d2), ``suv`` = U^T V (d1, d2). With ``row_stats`` (needed by
+    the debiased estimator only) also the row norms a_i = ||u_i||^2, b_i = ||v_i||^2 in
+    ``saa, sbb, sab`` and the vectors ``sau`` = sum a_i u_i, ``sbu``, ``sav``, ``sbv``.
+    """
+
+    row_stats: bool = True
+    n: int = 0
+    frame_x: Frame | None = None
+    frame_y: Frame | None = None
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _init_sums(state: CKAState, x: np.ndarray, y: np.ndarray) -> None:
+    state.frame_x, state.frame_y = new_frame(x, "X"), new_frame(y, "Y")
+    d1, d2 = x.shape[1], y.shape[1]
+    names = {"su": (d1,), "sv": (d2,), "suu": (d1, d1), "svv": (d2, d2), "suv": (d1, d2)}
+    if state.row_stats:
+        names |= {"sau": (d1,), "sbu": (d1,), "sav": (d2,), "sbv": (d2,)}
+        names |= {"saa": (), "sbb": (), "sab": ()}
+    state.sums = {k: np.zeros(shape, dtype=np.float64) for k, shape in names.items()}
+
+
+def _rescale(state: CKAState, rx: int, ry: int) -> None:
+    """Express the sums in a frame whose exponents grew by -rx, -ry (exact: powers of two)."""
+    for key, total in state.sums.items():
+        px, py = DEGREES[key]
+        state.sums[key] = np.ldexp(total, px * rx + py * ry)
+
+
+def _cka_update(
+    state: CKAState, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
+) -> CKAState:
+    """Add a batch of paired rows ``x`` (m, d1), ``y`` (m, d2) to ``state`` (in place).
+
+    Cost: the three products U^T U (syrk), V^T V (syrk), U^T V (GEMM) in the input precision,
+    chunk by chunk, plus O(m (d1 + d2)) for the shift, the scale and the column sums (and the
+    row norms when ``row_stats``).
+
+    Raises
+    ------
+    ValueError
+        Complex, non-finite or unpaired rows, or widths that differ from the first batch.
+    """
+    xa, ya = as_features(x, "X"), as_features(y, "Y")
+    check_rows(xa, ya)
+    if xa.shape[0] == 0:
+        return state
+    if state.frame_x is None or state.frame_y is None:
+        _init_sums(state, xa, ya)
+    elif xa.shape[1] != state.sums["su"].shape[0] or ya.shape[1] != state.sums["sv"].shape[0]:
+        raise ValueError(
+            f"batch feature dimensions ({xa.shape[1]}, {ya.shape[1]}) differ from the first "
+            f"batch ({state.sums['su'].shape[0]}, {state.sums['sv'].shape[0]})"
+        )
+    assert state.frame_x is not None
+    assert state.frame_y is not None
+    if xa.shape[0] > CHUNK:  # several chunks: keep the state unchanged if one is refused
+        saved = ({k: v.copy() for k, v in state.sums.items()}, state.frame_x.exp, state.frame_y.exp)
+        try:
+            return _add_chunks(state, xa, ya)
+        except ValueError:
+            state.sums = saved[0]
+            state.frame_x.exp, state.frame_y.exp = saved[1], saved[2]
+            raise
+    return _add_chunks(state, xa, ya)
+
+
+def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray) -> CKAState:
+    fx, fy = state.frame_x, state.frame_y
+    assert fx is not None
+    assert fy is not None
+    rows = min(CHUNK, xa.shape[0])
+    bx, by = np.empty((rows, xa.shape[1]), xa.dtype), np.empty((rows, ya.shape[1]), ya.dtype)
+    for start in range(0, xa.shape[0], CHUNK):
+        xc, yc = xa[start : start + CHUNK], ya[start : start + CHUNK]
+        # Fast path: centre, multiply, then check the products' range (the diagonal bounds
+        # every entry); redo the chunk with its own scale only when they are out of range.
+        u, v = centred_rows(fx, xc, bx), centred_rows(fy, yc, by)
+        with np.errstate(all="ignore"):  # an overflow here only sends the chunk to the slow path
+            prods = _products(u, v, state.row_stats)
+        if not _usable(prods, fx, fy):
+            u, rx = scaled_rows(fx, xc, bx)
+            v, ry = scaled_rows(fy, yc, by)
+            if rx or ry:
+                _rescale(state, rx, ry)
+            prods = _products(u, v, state.row_stats)
+        for key, value in prods.items():
+            if state.n == 0 and start == 0:  # first chunk: no zeros to read
+                state.sums[key] = np.asarray(value, dtype=np.float64)
+            else:
+                state.sums[key] += value
+    state.n += int(xa.shape[0])
+    return state
+
+
+def _usable(prods: dict[str, np.ndarray], fx: Frame, fy: Frame) -> bool:
+    """Whether fast-path products are in range (so exact up to rounding) and finite."""
+    if fx.exp is None or fy.exp is None:
+        return False
+    if not in_range(float(prods["suu"].diagonal().max(initial=0.0)), fx.dtype):
+        return False
+    if not in_range(float(prods["svv"].diagonal().max(initial=0.0)), fy.dtype):
+        return False
+    # |suv_ij| <= sqrt(suu_ii svv_jj) (Cauchy-Schwarz): in range with the diagonals.
+    vectors = ("su", "sv", "sau", "sbu", "sav", "sbv")
+    return all(bool(np.isfinite(prods[k]).all()) for k in vectors if k in prods)
+
+
+def _products(u: np.ndarray, v: np.ndarray, row_stats: bool) -> dict[str, np.ndarray]:
+    """The sums of one chunk of framed rows, products in the input dtype."""
+    out = {"suu": u.T @ u, "svv": v.T @ v, "suv": u.T @ v}  # syrk, syrk, GEMM
+    if not row_stats:
+        out["su"] = np.ones(u.shape[0], u.dtype) @ u
+        out["sv"] = np.ones(v.shape[0], v.dtype) @ v
+        return out
+    a = np.einsum("ij,ij->i", u, u)
+    b = np.einsum("ij,ij->i", v, v)
+    coef = np.stack([np.ones_like(a), a, b.astype(a.dtype)])
+    cu = coef @ u
+    cv = coef.astype(v.dtype) @ v
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    out |= {"su": cu[0], "sau": cu[1], "sbu": cu[2], "sv": cv[0], "sav": cv[1], "sbv": cv[2]}
+    out |= {"saa": a64 @ a64, "sbb": b64 @ b64, "sab": a64 @ b64}
+    return out
