@@ -101,7 +101,7 @@ def delta_l2(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> floa
 
 
 def relative_l2(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> float:
-    r"""Relative feature distortion ||X - Y||_F / ||X||_F (THEORY.md Sec. 6).
+    r"""Relative feature distortion ||X - Y||_F / ||X||_F (docs/theory.md Sec. 6).
 
     .. math:: \rho = \sqrt{\textstyle\sum_j \|x_j - y_j\|^2 \big/ \sum_j \|x_j\|^2}
 
