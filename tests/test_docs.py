@@ -96,3 +96,18 @@ def test_nothing_points_outside_the_repository():
         if "THEORY.md" in text or "../shared" in text:
             offenders.append(rel)
     assert offenders == []
+
+
+def test_readme_row_count_of_a_default_configuration():
+    """The README's size warning quotes the rows of one default configuration."""
+    from synthetic import SimConfig, simulate
+    from synthetic.names import DEFAULT_METRICS, METHODS
+
+    rows = len(simulate([SimConfig()], list(METHODS)))
+    config = SimConfig()
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    expected = (
+        f"{rows} rows for a default configuration: {config.C} clients x {len(METHODS)} methods "
+        f"x {len(DEFAULT_METRICS)} metrics"
+    )
+    assert expected in text
