@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from figures._style import expected_lines, plotted_lines, tidy
+from figures._readback import expected_lines, plotted_lines
+from figures._style import tidy
 from figures.registry import figure_names, get_figure
 
 THEORY = ["lemma-4.3", "thm-4.4", "thm-4.5", "kumar"]

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from figures import stepsize_figures as sf  # noqa: E402
-from figures._style import plotted_lines  # noqa: E402
+from figures._readback import plotted_lines  # noqa: E402
 from figures.registry import get_figure  # noqa: E402
 
 LRS = (0.001, 0.01, 0.1)
