@@ -6,8 +6,8 @@ per server mode and beta; the client cost of each cut. Linear model analogue: th
 fine-tunes the head V and only the first ``r`` of the ``k`` rows of B (its "share"), with the
 ``align`` penalty ``beta E||(B - B_0) x||^2`` (gradient descent from the FedAvg model).
 
-Not registered in :mod:`figures.registry` yet (``_load`` must import this module); build it
-with :func:`split_depth_data` and :func:`split_depth_plot`.
+The digits study is cached in the work folder as ``split_depth_study.csv`` beside
+``split_depth_study.json``, every field of its :class:`StudyConfig`; any difference reruns it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def split_depth_settings(quick: bool) -> Settings:
         "shifts": ["covariate", "concept"], "real_seeds": [0] if quick else [0, 1, 2],
         "cuts": ["1:0", "1:1", "2:1"], "betas": [0.0, 0.25, 1.0],
         "modes": ["frozen", "shared"], "real_quick": quick, "real_epochs": None,
-        "real_rounds": None,
+        "real_rounds": None, "real_align_depth": "client",
     }  # fmt: skip
 
 
@@ -86,25 +86,37 @@ def _real_frame(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
                         cuts=tuple(settings["cuts"]), betas=tuple(settings["betas"]),
                         modes=tuple(settings["modes"]), quick=bool(settings["real_quick"]),
                         epochs=settings["real_epochs"],
-                        fedavg_rounds=settings.get("real_rounds"))  # fmt: skip
+                        fedavg_rounds=settings.get("real_rounds"),
+                        align_depth=str(settings.get("real_align_depth", "client")))  # fmt: skip
     cache = workdir / "split_depth_study.csv"
-    if cache.exists():
-        frame = pd.read_csv(cache)
-        if _matches(frame, study):
-            return frame
+    meta = workdir / "split_depth_study.json"
+    wanted = study_signature(study)
+    if cache.exists() and meta.exists():
+        import json
+
+        try:
+            stored = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            stored = None
+        if stored == wanted:
+            return pd.read_csv(cache)
     frame = split_depth_study(study)
     workdir.mkdir(parents=True, exist_ok=True)
-    from feddistort_io import atomic_write_text
+    from feddistort_io import atomic_write_json, atomic_write_text
 
+    # The table first, then its configuration: a crash in between leaves no matching pair.
+    meta.unlink(missing_ok=True)
     atomic_write_text(cache, frame.to_csv(index=False))
+    atomic_write_json(meta, wanted)
     return frame
 
 
-def _matches(frame: pd.DataFrame, study: Any) -> bool:
-    """Whether a cached study table holds exactly the study's grid."""
-    grid = {"shift": study.shifts, "seed": study.seeds, "cut": study.cuts, "beta": study.betas,
-            "mode": study.modes}  # fmt: skip
-    return all(sorted(frame[k].unique().tolist()) == sorted(v) for k, v in grid.items())
+def study_signature(study: Any) -> dict[str, Any]:
+    """Every field of the study configuration, JSON-ready (the cache key of its table)."""
+    import dataclasses
+    import json
+
+    return dict(json.loads(json.dumps(dataclasses.asdict(study))))
 
 
 def split_depth_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
@@ -174,14 +186,16 @@ SPEC = FigureSpec(
     name="split-depth",
     caption=(
         "FlexP-style split personalization against the client's share of the network. "
-        "Digits (digits-flexp preset, quick: 3 clients, 10 FedAvg rounds, 3 epochs; every "
-        "client with the same cut 1:0, 1:1 or 2:1, i.e. 1, 2 or 3 client blocks): local and "
-        "global (other clients) accuracy, Delta_c of the penultimate features and at the first "
-        "cut, for each server mode (frozen middle or one shared middle) and alignment strength "
-        "beta (0 = no alignment); lines are means over seeds and clients, bands the range over "
-        "seeds. Cost: client-side parameters and FLOPs per sample of each cut. Linear model: "
+        "Digits (digits-flexp preset, its quick version under --quick; the clients, FedAvg "
+        "rounds, fine-tuning epochs and the cuts are the manifest's config, each cut's "
+        "front:back in the CSV's cut column; every client uses the same cut, x = its number "
+        "of client blocks front + back): local and global (other clients) accuracy, Delta_c "
+        "of the penultimate features and at the first cut, for each server mode (frozen "
+        "middle or one shared middle) and alignment strength beta (0 = no alignment); lines "
+        "are means over seeds and clients, bands the range over seeds (none with one seed). "
+        "Cost: client-side parameters and FLOPs per sample of each cut. Linear model: "
         "gradient descent on the head and the first r of the k rows of B with the align "
-        "penalty beta, against r/k; means over seeds and clients."
+        "penalty beta, against r/k; means over seeds and clients. No trend is claimed."
     ),
     settings=split_depth_settings,
     data=split_depth_data,
