@@ -33,6 +33,11 @@ LINEAR_METRICS = (("local_loss", "local loss (sq. error)"),
                   ("delta_l2", "Δ = E‖(B − B0)x‖"))  # fmt: skip
 
 
+# Client cost: parameters (left axis) and FLOPs (right axis), never one axis for both units.
+COST_SERIES = {"client_params": ("cost", "parameters"),
+               "client_flops": ("cost-flops", "FLOPs / sample (fwd+bwd)")}  # fmt: skip
+
+
 def split_depth_settings(quick: bool) -> Settings:
     """Digits: 2 shifts, cuts 1:0, 1:1, 2:1, beta 0/0.25/1, both modes; linear: rows 2/4/7."""
     return {
@@ -141,8 +146,8 @@ def split_depth_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame
     cost = frame[frame["metric"].isin(["client_params", "client_flops"])]
     cost = cost.groupby(["client_blocks", "cut", "metric"])["value"].first().reset_index()
     for _, r in cost.iterrows():
-        label = {"client_params": "parameters", "client_flops": "FLOPs / sample (fwd+bwd)"}
-        rows.append({"panel": "cost", "series": label[r["metric"]], "kind": "line",
+        panel, label = COST_SERIES[str(r["metric"])]
+        rows.append({"panel": panel, "series": label, "kind": "line",
                      "x": int(r["client_blocks"]), "y": float(r["value"]),
                      "cut": r["cut"]})  # fmt: skip
     rows += _linear_rows(settings)
@@ -170,30 +175,44 @@ def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = N
     for shift in sorted(shifts)[:2]:
         specs += [(f"{shift}-{m}", f"digits {shift}: {m}", "client blocks (cut front+back)",
                    label) for m, label in REAL_METRICS]  # fmt: skip
-    specs.append(("cost", "client cost per sample", "client blocks", "count"))
+    specs.append(("cost", "client cost of the cut", "client blocks", "client parameters"))
     specs += [(f"linear-{m}", f"linear model: {m}", "client share of B's rows (r/k)", label)
               for m, label in LINEAR_METRICS]  # fmt: skip
     for axis, (panel, title, xlabel, ylabel) in zip(axes, specs, strict=False):
         draw(axis, data, panel, colors)
         finish(axis, title, xlabel, ylabel)
         if panel == "cost":
-            axis.set_yscale("log")
+            _flops_axis(axis, data, colors)
     fig.suptitle("Split depth and alignment: digits (FlexP variant) and the linear model")
     return fig
+
+
+def _flops_axis(axis: Axes, data: pd.DataFrame, colors: dict[str, str]) -> None:
+    """FLOPs per sample on a right-hand axis of the cost panel (own unit, own scale)."""
+    axis.set_yscale("log")
+    right = axis.twinx()
+    draw(right, data, "cost-flops", colors)
+    right.set_yscale("log")
+    right.set_ylabel("client FLOPs / sample (fwd+bwd)")
+    handles = [*axis.get_legend_handles_labels()[0], *right.get_legend_handles_labels()[0]]
+    names = [*axis.get_legend_handles_labels()[1], *right.get_legend_handles_labels()[1]]
+    axis.legend(handles, names, frameon=False)
 
 
 SPEC = FigureSpec(
     name="split-depth",
     caption=(
         "FlexP-style split personalization against the client's share of the network. "
-        "Digits (digits-flexp preset, its quick version under --quick; the clients, FedAvg "
-        "rounds, fine-tuning epochs and the cuts are the manifest's config, each cut's "
-        "front:back in the CSV's cut column; every client uses the same cut, x = its number "
+        "Digits (digits-flexp preset, its quick version under --quick, sizes as in "
+        "empirical.experiment.config.make_preset; the manifest's config gives any epoch or "
+        "round override and the cuts, the CSV's cut column each point's front:back; every "
+        "client uses the same cut, x = its number "
         "of client blocks front + back): local and global (other clients) accuracy, Delta_c "
         "of the penultimate features and at the first cut, for each server mode (frozen "
         "middle or one shared middle) and alignment strength beta (0 = no alignment); lines "
         "are means over seeds and clients, bands the range over seeds (none with one seed). "
-        "Cost: client-side parameters and FLOPs per sample of each cut. Linear model: "
+        "Cost: client-side parameters (left axis) and FLOPs per sample (right axis) of each "
+        "cut. Linear model: "
         "gradient descent on the head and the first r of the k rows of B with the align "
         "penalty beta, against r/k; means over seeds and clients. No trend is claimed."
     ),
