@@ -33,6 +33,12 @@ LINEAR_METRICS = (("local_loss", "local loss (sq. error)"),
                   ("delta_l2", "Δ = E‖(B − B0)x‖"))  # fmt: skip
 
 
+# Panel titles in words (the CSV keeps the metric keys).
+TITLES = {"local": "local acc.", "global": "global acc.", "delta": "Δ_c penult.",
+          "delta_cut": "Δ_c first cut",
+          "local_loss": "local loss", "global_loss_others": "global loss (others)",
+          "delta_l2": "Δ of B"}  # fmt: skip
+
 # Client cost: parameters (left axis) and FLOPs (right axis), never one axis for both units.
 COST_SERIES = {"client_params": ("cost", "parameters"),
                "client_flops": ("cost-flops", "FLOPs / sample (fwd+bwd)")}  # fmt: skip
@@ -173,14 +179,15 @@ def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = N
     shifts = [p.split("-")[0] for p in data["panel"].unique() if p.endswith("-local")]
     specs: list[tuple[str, str, str, str]] = []
     for shift in sorted(shifts)[:2]:
-        specs += [(f"{shift}-{m}", f"digits {shift}: {m}", "client blocks (cut front+back)",
+        specs += [(f"{shift}-{m}", f"digits {shift}: {TITLES[m]}", "client blocks (cut front+back)",
                    label) for m, label in REAL_METRICS]  # fmt: skip
     specs.append(("cost", "client cost of the cut", "client blocks", "client parameters"))
-    specs += [(f"linear-{m}", f"linear model: {m}", "client share of B's rows (r/k)", label)
+    specs += [(f"linear-{m}", f"linear model: {TITLES[m]}", "client share of B's rows (r/k)", label)
               for m, label in LINEAR_METRICS]  # fmt: skip
     for axis, (panel, title, xlabel, ylabel) in zip(axes, specs, strict=False):
         draw(axis, data, panel, colors)
-        finish(axis, title, xlabel, ylabel)
+        # one legend per row: the series (and their colours) are the same in every panel
+        finish(axis, title, xlabel, ylabel, legend=panel.endswith(("-local", "-local_loss")))
         if panel == "cost":
             _flops_axis(axis, data, colors)
     fig.suptitle("Split depth and alignment: digits (FlexP variant) and the linear model")
@@ -193,7 +200,7 @@ def _flops_axis(axis: Axes, data: pd.DataFrame, colors: dict[str, str]) -> None:
     right = axis.twinx()
     draw(right, data, "cost-flops", colors)
     right.set_yscale("log")
-    right.set_ylabel("client FLOPs / sample (fwd+bwd)")
+    right.set_ylabel("FLOPs / sample")
     handles = [*axis.get_legend_handles_labels()[0], *right.get_legend_handles_labels()[0]]
     names = [*axis.get_legend_handles_labels()[1], *right.get_legend_handles_labels()[1]]
     axis.legend(handles, names, frameon=False)

@@ -73,3 +73,12 @@ def test_each_series_has_one_colour_in_every_panel(figure: Any) -> None:
             colour = matplotlib.colors.to_hex(line.get_color())
             assert seen.setdefault(label, colour) == colour, label
     assert len(set(seen.values())) == len(seen)  # and distinct series, distinct colours
+
+
+def test_titles_name_metrics_in_words_and_legends_once_per_row(figure: Any) -> None:
+    _, fig = figure
+    titles = [a.get_title(loc="left") for a in fig.axes if a.get_title(loc="left")]
+    for key in ("delta_cut", "local_loss", "global_loss_others", "delta_l2"):
+        assert not any(key in t for t in titles), key
+    legends = [a for a in fig.axes if a.get_legend() is not None]
+    assert len(legends) == 4  # two digits rows, the cost panel, the linear row
