@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from figures._style import draw, finish, new_figure, tidy
 from figures.registry import FigureSpec, Settings
@@ -188,6 +189,8 @@ def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = N
         draw(axis, data, panel, colors)
         # one legend per row: the series (and their colours) are the same in every panel
         finish(axis, title, xlabel, ylabel, legend=panel.endswith(("-local", "-local_loss")))
+        if not panel.startswith("linear-"):  # whole client blocks only
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         if panel == "cost":
             _flops_axis(axis, data, colors)
     fig.suptitle("Split depth and alignment: digits (FlexP variant) and the linear model")

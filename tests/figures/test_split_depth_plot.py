@@ -82,3 +82,12 @@ def test_titles_name_metrics_in_words_and_legends_once_per_row(figure: Any) -> N
         assert not any(key in t for t in titles), key
     legends = [a for a in fig.axes if a.get_legend() is not None]
     assert len(legends) == 4  # two digits rows, the cost panel, the linear row
+
+
+def test_client_block_axes_tick_whole_blocks(figure: Any) -> None:
+    _, fig = figure
+    for axis in fig.axes:
+        if "client blocks" in axis.get_xlabel():
+            ticks = [t for t in axis.get_xticks() if 1 <= t <= 3]
+            assert ticks
+            assert all(float(t).is_integer() for t in ticks), ticks
