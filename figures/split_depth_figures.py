@@ -6,8 +6,8 @@ per server mode and beta; the client cost of each cut. Linear model analogue: th
 fine-tunes the head V and only the first ``r`` of the ``k`` rows of B (its "share"), with the
 ``align`` penalty ``beta E||(B - B_0) x||^2`` (gradient descent from the FedAvg model).
 
-Not registered in :mod:`figures.registry` yet (``_load`` must import this module); build it
-with :func:`split_depth_data` and :func:`split_depth_plot`.
+The digits study is cached in the work folder as ``split_depth_study.csv`` beside
+``split_depth_study.json``, every field of its :class:`StudyConfig`; any difference reruns it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from figures._style import draw, finish, new_figure, tidy
 from figures.registry import FigureSpec, Settings
@@ -33,6 +34,17 @@ LINEAR_METRICS = (("local_loss", "local loss (sq. error)"),
                   ("delta_l2", "Δ = E‖(B − B0)x‖"))  # fmt: skip
 
 
+# Panel titles in words (the CSV keeps the metric keys).
+TITLES = {"local": "local acc.", "global": "global acc.", "delta": "Δ_c penult.",
+          "delta_cut": "Δ_c first cut",
+          "local_loss": "local loss", "global_loss_others": "global loss (others)",
+          "delta_l2": "Δ of B"}  # fmt: skip
+
+# Client cost: parameters (left axis) and FLOPs (right axis), never one axis for both units.
+COST_SERIES = {"client_params": ("cost", "parameters"),
+               "client_flops": ("cost-flops", "FLOPs / sample (fwd+bwd)")}  # fmt: skip
+
+
 def split_depth_settings(quick: bool) -> Settings:
     """Digits: 2 shifts, cuts 1:0, 1:1, 2:1, beta 0/0.25/1, both modes; linear: rows 2/4/7."""
     return {
@@ -42,7 +54,7 @@ def split_depth_settings(quick: bool) -> Settings:
         "shifts": ["covariate", "concept"], "real_seeds": [0] if quick else [0, 1, 2],
         "cuts": ["1:0", "1:1", "2:1"], "betas": [0.0, 0.25, 1.0],
         "modes": ["frozen", "shared"], "real_quick": quick, "real_epochs": None,
-        "real_rounds": None,
+        "real_rounds": None, "real_align_depth": "client",
     }  # fmt: skip
 
 
@@ -86,25 +98,37 @@ def _real_frame(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
                         cuts=tuple(settings["cuts"]), betas=tuple(settings["betas"]),
                         modes=tuple(settings["modes"]), quick=bool(settings["real_quick"]),
                         epochs=settings["real_epochs"],
-                        fedavg_rounds=settings.get("real_rounds"))  # fmt: skip
+                        fedavg_rounds=settings.get("real_rounds"),
+                        align_depth=str(settings.get("real_align_depth", "client")))  # fmt: skip
     cache = workdir / "split_depth_study.csv"
-    if cache.exists():
-        frame = pd.read_csv(cache)
-        if _matches(frame, study):
-            return frame
+    meta = workdir / "split_depth_study.json"
+    wanted = study_signature(study)
+    if cache.exists() and meta.exists():
+        import json
+
+        try:
+            stored = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            stored = None
+        if stored == wanted:
+            return pd.read_csv(cache)
     frame = split_depth_study(study)
     workdir.mkdir(parents=True, exist_ok=True)
-    from feddistort_io import atomic_write_text
+    from feddistort_io import atomic_write_json, atomic_write_text
 
+    # The table first, then its configuration: a crash in between leaves no matching pair.
+    meta.unlink(missing_ok=True)
     atomic_write_text(cache, frame.to_csv(index=False))
+    atomic_write_json(meta, wanted)
     return frame
 
 
-def _matches(frame: pd.DataFrame, study: Any) -> bool:
-    """Whether a cached study table holds exactly the study's grid."""
-    grid = {"shift": study.shifts, "seed": study.seeds, "cut": study.cuts, "beta": study.betas,
-            "mode": study.modes}  # fmt: skip
-    return all(sorted(frame[k].unique().tolist()) == sorted(v) for k, v in grid.items())
+def study_signature(study: Any) -> dict[str, Any]:
+    """Every field of the study configuration, JSON-ready (the cache key of its table)."""
+    import dataclasses
+    import json
+
+    return dict(json.loads(json.dumps(dataclasses.asdict(study))))
 
 
 def split_depth_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame:
@@ -129,8 +153,8 @@ def split_depth_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame
     cost = frame[frame["metric"].isin(["client_params", "client_flops"])]
     cost = cost.groupby(["client_blocks", "cut", "metric"])["value"].first().reset_index()
     for _, r in cost.iterrows():
-        label = {"client_params": "parameters", "client_flops": "FLOPs / sample (fwd+bwd)"}
-        rows.append({"panel": "cost", "series": label[r["metric"]], "kind": "line",
+        panel, label = COST_SERIES[str(r["metric"])]
+        rows.append({"panel": panel, "series": label, "kind": "line",
                      "x": int(r["client_blocks"]), "y": float(r["value"]),
                      "cut": r["cut"]})  # fmt: skip
     rows += _linear_rows(settings)
@@ -156,32 +180,51 @@ def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = N
     shifts = [p.split("-")[0] for p in data["panel"].unique() if p.endswith("-local")]
     specs: list[tuple[str, str, str, str]] = []
     for shift in sorted(shifts)[:2]:
-        specs += [(f"{shift}-{m}", f"digits {shift}: {m}", "client blocks (cut front+back)",
+        specs += [(f"{shift}-{m}", f"digits {shift}: {TITLES[m]}", "client blocks (cut front+back)",
                    label) for m, label in REAL_METRICS]  # fmt: skip
-    specs.append(("cost", "client cost per sample", "client blocks", "count"))
-    specs += [(f"linear-{m}", f"linear model: {m}", "client share of B's rows (r/k)", label)
+    specs.append(("cost", "client cost of the cut", "client blocks", "client parameters"))
+    specs += [(f"linear-{m}", f"linear model: {TITLES[m]}", "client share of B's rows (r/k)", label)
               for m, label in LINEAR_METRICS]  # fmt: skip
     for axis, (panel, title, xlabel, ylabel) in zip(axes, specs, strict=False):
         draw(axis, data, panel, colors)
-        finish(axis, title, xlabel, ylabel)
+        # one legend per row: the series (and their colours) are the same in every panel
+        finish(axis, title, xlabel, ylabel, legend=panel.endswith(("-local", "-local_loss")))
+        if not panel.startswith("linear-"):  # whole client blocks only
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         if panel == "cost":
-            axis.set_yscale("log")
+            _flops_axis(axis, data, colors)
     fig.suptitle("Split depth and alignment: digits (FlexP variant) and the linear model")
     return fig
+
+
+def _flops_axis(axis: Axes, data: pd.DataFrame, colors: dict[str, str]) -> None:
+    """FLOPs per sample on a right-hand axis of the cost panel (own unit, own scale)."""
+    axis.set_yscale("log")
+    right = axis.twinx()
+    draw(right, data, "cost-flops", colors)
+    right.set_yscale("log")
+    right.set_ylabel("FLOPs / sample")
+    handles = [*axis.get_legend_handles_labels()[0], *right.get_legend_handles_labels()[0]]
+    names = [*axis.get_legend_handles_labels()[1], *right.get_legend_handles_labels()[1]]
+    axis.legend(handles, names, frameon=False)
 
 
 SPEC = FigureSpec(
     name="split-depth",
     caption=(
         "FlexP-style split personalization against the client's share of the network. "
-        "Digits (digits-flexp preset, quick: 3 clients, 10 FedAvg rounds, 3 epochs; every "
-        "client with the same cut 1:0, 1:1 or 2:1, i.e. 1, 2 or 3 client blocks): local and "
-        "global (other clients) accuracy, Delta_c of the penultimate features and at the first "
-        "cut, for each server mode (frozen middle or one shared middle) and alignment strength "
-        "beta (0 = no alignment); lines are means over seeds and clients, bands the range over "
-        "seeds. Cost: client-side parameters and FLOPs per sample of each cut. Linear model: "
+        "Digits (digits-flexp preset, its quick version under --quick, sizes as in "
+        "empirical.experiment.config.make_preset; the manifest's config gives any epoch or "
+        "round override and the cuts, the CSV's cut column each point's front:back; every "
+        "client uses the same cut, x = its number "
+        "of client blocks front + back): local and global (other clients) accuracy, Delta_c "
+        "of the penultimate features and at the first cut, for each server mode (frozen "
+        "middle or one shared middle) and alignment strength beta (0 = no alignment); lines "
+        "are means over seeds and clients, bands the range over seeds (none with one seed). "
+        "Cost: client-side parameters (left axis) and FLOPs per sample (right axis) of each "
+        "cut. Linear model: "
         "gradient descent on the head and the first r of the k rows of B with the align "
-        "penalty beta, against r/k; means over seeds and clients."
+        "penalty beta, against r/k; means over seeds and clients. No trend is claimed."
     ),
     settings=split_depth_settings,
     data=split_depth_data,

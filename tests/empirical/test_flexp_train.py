@@ -14,7 +14,7 @@ from torch import nn
 from empirical.experiment.data import ClientDataConfig, make_clients
 from empirical.experiment.flexp.config import FlexPConfig
 from empirical.experiment.flexp.partition import Cut
-from empirical.experiment.flexp.train import alignment_term, flexp_train
+from empirical.experiment.flexp.train import alignment_regularizer, alignment_term, flexp_train
 from empirical.experiment.models import build_model
 from empirical.experiment.pft import personalize
 from empirical.experiment.pft_config import PFTConfig
@@ -130,6 +130,41 @@ def test_beta_zero_equals_training_without_alignment(data, global_model) -> None
     for k, v in _state(model).items():
         assert torch.equal(v, _state(res.models[0])[k]), k
     assert alignment_term(model, global_model, Cut(1, 1), FlexPConfig(beta=0.0)) is None
+
+
+def test_tiny_beta_is_close_to_but_not_equal_to_beta_zero(data, global_model) -> None:
+    """Alignment does enter training: beta 1e-6 moves the weights, but only slightly."""
+    zero = flexp_train(global_model, data[:1], [Cut(1, 1)], FlexPConfig(beta=0.0), PFT, _gens(1))
+    tiny = flexp_train(global_model, data[:1], [Cut(1, 1)], FlexPConfig(beta=1e-6), PFT, _gens(1))
+    a, b = _state(zero.models[0]), _state(tiny.models[0])
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    for k in a:  # the change is O(beta * lr * steps): measured 4e-9 here
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("depth", ["first", "client"])
+@pytest.mark.parametrize("kind", ["kl", "l2"])
+def test_alignment_value_and_gradient_vanish_at_beta_zero(
+    data, global_model, depth: str, kind: str
+) -> None:
+    model = copy.deepcopy(global_model)
+    with torch.no_grad():  # away from the alignment minimum, where beta > 0 has a gradient
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    x = data[0][0][:32]
+    for beta in (0.0, 1.0):
+        model.zero_grad()
+        cfg = FlexPConfig(align=kind, align_depth=depth, beta=beta)
+        loss = alignment_regularizer(model, global_model, Cut(1, 1), cfg)(model, x, data[0][1])
+        loss.backward()
+        norms = [float(p.grad.abs().max()) for p in model.parameters() if p.grad is not None]
+        assert norms  # the gradient is computed, not skipped
+        if beta == 0:
+            assert float(loss.detach()) == 0.0
+            assert max(norms) == 0.0
+        else:
+            assert float(loss.detach()) > 0.0
+            assert max(norms) > 0.0
 
 
 @pytest.mark.parametrize("depth", ["first", "client"])

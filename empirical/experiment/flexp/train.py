@@ -40,7 +40,14 @@ from empirical.experiment.pft_config import PFTConfig
 from empirical.experiment.split import alignment_loss
 from empirical.experiment.training import Regularizer, train_epoch
 
-__all__ = ["ClientEpochCallback", "FlexPResult", "UModel", "alignment_term", "flexp_train"]
+__all__ = [
+    "ClientEpochCallback",
+    "FlexPResult",
+    "UModel",
+    "alignment_regularizer",
+    "alignment_term",
+    "flexp_train",
+]
 
 # (epoch, client, model) after every epoch of a client (epoch 1..epochs).
 ClientEpochCallback = Callable[[int, int, nn.Module], None]
@@ -108,8 +115,17 @@ def alignment_term(
     -------
     callable ``(model, xb, yb) -> scalar`` or None
     """
-    if config.beta == 0:
-        return None
+    return None if config.beta == 0 else alignment_regularizer(model, global_model, cut, config)
+
+
+def alignment_regularizer(
+    model: nn.Module, global_model: nn.Module, cut: Cut, config: FlexPConfig
+) -> Regularizer:
+    """The alignment regularizer built for any ``beta``, 0 included (beta 0 gives the zero loss).
+
+    :func:`alignment_term` skips it at ``beta == 0``; this builds it so that a test can check
+    the skip changes nothing (value and gradient 0 at beta 0 by computation).
+    """
     features: nn.Sequential = model.features  # type: ignore[assignment]
     n = len(features)
     g_features = _frozen_copy(global_model.features)  # type: ignore[arg-type]

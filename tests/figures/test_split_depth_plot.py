@@ -1,0 +1,93 @@
+"""The split-depth figure: one unit per axis, one colour per series across panels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd
+import pytest
+
+import empirical.experiment.flexp.study as study_module
+from empirical.experiment.flexp.partition import Cut
+from figures import split_depth_figures as sdf
+
+METRICS = ("local", "global", "delta", "delta_cut", "client_params", "client_flops")
+
+
+def _fake(config: Any, progress: Any = None) -> pd.DataFrame:
+    rows = []
+    for shift in config.shifts:
+        for seed in config.seeds:
+            for mode in config.modes:
+                for text in config.cuts:
+                    cut = Cut.parse(text)
+                    blocks = cut.front + cut.back
+                    for beta in config.betas:
+                        for m in METRICS:
+                            value = {"client_params": 1e3 * blocks, "client_flops": 1e6 * blocks}
+                            rows.append({"shift": shift, "seed": seed, "mode": mode, "cut": text,
+                                         "client_blocks": blocks, "beta": beta, "client": 0,
+                                         "metric": m,
+                                         "value": value.get(m, 0.1 * blocks + beta)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def figure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    monkeypatch.setattr(study_module, "split_depth_study", _fake)
+    settings = sdf.split_depth_settings(True) | {"seeds": [0], "steps": 2}
+    data = sdf.split_depth_data(settings, tmp_path)
+    return data, sdf.split_depth_plot(data)
+
+
+def test_cost_panel_has_one_unit_per_axis(figure: Any) -> None:
+    data, fig = figure
+    params = data[data["panel"] == "cost"]
+    flops = data[data["panel"] == "cost-flops"]
+    assert set(params["series"]) == {"parameters"}
+    assert set(flops["series"]) == {"FLOPs / sample (fwd+bwd)"}
+    cost_axes = [a for a in fig.axes if "cost" in a.get_title(loc="left")]
+    assert len(cost_axes) == 1
+    twins = [
+        a for a in fig.axes if a is not cost_axes[0] and a.bbox.bounds == cost_axes[0].bbox.bounds
+    ]
+    assert len(twins) == 1
+    assert "parameters" in cost_axes[0].get_ylabel()
+    assert "FLOPs" in twins[0].get_ylabel()
+    assert "FLOPs" not in cost_axes[0].get_ylabel()
+
+
+def test_each_series_has_one_colour_in_every_panel(figure: Any) -> None:
+    _, fig = figure
+    seen: dict[str, Any] = {}
+    for axis in fig.axes:
+        for line in axis.get_lines():
+            label = line.get_label()
+            if label.startswith("_"):
+                continue
+            colour = matplotlib.colors.to_hex(line.get_color())
+            assert seen.setdefault(label, colour) == colour, label
+    assert len(set(seen.values())) == len(seen)  # and distinct series, distinct colours
+
+
+def test_titles_name_metrics_in_words_and_legends_once_per_row(figure: Any) -> None:
+    _, fig = figure
+    titles = [a.get_title(loc="left") for a in fig.axes if a.get_title(loc="left")]
+    for key in ("delta_cut", "local_loss", "global_loss_others", "delta_l2"):
+        assert not any(key in t for t in titles), key
+    legends = [a for a in fig.axes if a.get_legend() is not None]
+    assert len(legends) == 4  # two digits rows, the cost panel, the linear row
+
+
+def test_client_block_axes_tick_whole_blocks(figure: Any) -> None:
+    _, fig = figure
+    for axis in fig.axes:
+        if "client blocks" in axis.get_xlabel():
+            ticks = [t for t in axis.get_xticks() if 1 <= t <= 3]
+            assert ticks
+            assert all(float(t).is_integer() for t in ticks), ticks
