@@ -217,3 +217,25 @@ def test_prop32_needs_a_nonzero_head():
     config = CLAIMS["kumar-prop-3.2"].default.replace(lam=0.0, vcom_norm=0.0)
     assert any("||V*_i|| > 0" in m for m in CLAIMS["kumar-prop-3.2"].hypotheses(config))
     assert not CLAIMS["kumar-prop-3.2"].hypotheses(config.replace(lam=0.5))
+
+
+@claim("global-equals-others", statement="FT's global loss equals its loss on the others",
+       methods=("ft",), metrics=("global_loss", "global_loss_others"))  # fmt: skip
+def _global_is_others(r):
+    return r["ft", "global_loss"] != r["ft", "global_loss_others"]
+
+
+def test_user_claim_others_row_reports_its_own_failing_record():
+    # Under the "others" convention global_loss is global_loss_others, so the claim fails
+    # there and holds under "global": the others row must report the others record's values.
+    from theory._audit_user import audit_user
+
+    rows = audit_user(_global_is_others, 2, np.random.default_rng(0), "eta-log-uniform", None)
+    by_kind = {row.kind: row for row in rows}
+    assert by_kind["user-claim"].violations == 0
+    others = by_kind["user-claim-others"]
+    assert others.violations == 2
+    assert others.simplest is not None
+    values = others.simplest["failing_values"]
+    assert set(values) == {"ft.global_loss", "ft.global_loss_others"}
+    assert all(np.size(v) > 0 for v in values.values())
