@@ -239,3 +239,17 @@ def test_user_claim_others_row_reports_its_own_failing_record():
     values = others.simplest["failing_values"]
     assert set(values) == {"ft.global_loss", "ft.global_loss_others"}
     assert all(np.size(v) > 0 for v in values.values())
+
+
+@pytest.mark.parametrize("values", [[0.5, 1.5], [1, -1], [float("nan")]])
+def test_frontier_refuses_steps_it_cannot_simulate(values):
+    r = evaluate(ft_lowers_local, SimConfig(eta=0.2))
+    with pytest.raises(ConfigError, match="knob='steps'"):
+        r.frontier("ft", knob="steps", values=values)
+
+
+def test_frontier_steps_reports_the_steps_simulated():
+    r = evaluate(ft_lowers_local, SimConfig(eta=0.2))
+    f = r.frontier("ft", knob="steps", values=[2.0, 0, 1])
+    assert list(f.values) == [0.0, 1.0, 2.0]
+    np.testing.assert_allclose(f["local_loss"][0], r["global", "local_loss"], rtol=1e-12)
