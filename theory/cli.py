@@ -116,9 +116,17 @@ def _is_numeric(value: Any) -> bool:
     return isinstance(value, float)
 
 
+def _seed(option: str, value: int) -> int:
+    """``value`` of the seed option ``option``, refused in one line if negative."""
+    if value < 0:
+        raise ValueError(f"{option}={value} is invalid: expected a non-negative integer")
+    return value
+
+
 def _check(args: argparse.Namespace) -> int:
     import numpy as np
 
+    _seed("--rng-seed", args.rng_seed)
     claim, config = _config(args.claim, args.set)
     record = claim.check(config, np.random.default_rng(args.rng_seed))
     out = record.to_dict()
@@ -170,6 +178,9 @@ def _audit(args: argparse.Namespace) -> int:
     from theory.audit import audit, audit_failures, format_table, report_json, write_atomic
     from theory.resolve import resolve_claim
 
+    if args.budget < 1:
+        raise ValueError(f"--budget={args.budget} is invalid: expected at least 1")
+    _seed("--seed", args.seed)
     claims = [resolve_claim(c) for c in args.claim or []]
     progress = not args.no_progress and sys.stderr.isatty()
     rows = audit(claims or None, args.budget, np.random.default_rng(args.seed),
@@ -227,21 +238,6 @@ def _property(args: argparse.Namespace) -> int:
     return 1
 
 
-def _count(minimum: int) -> Any:
-    """An argparse type: an integer >= ``minimum`` (argparse prefixes the option's name)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is invalid: expected at least {minimum}")
-        return value
-
-    return parse
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``theory`` and its actions list / explain / check / audit / property."""
     parser = subparsers.add_parser(
@@ -270,7 +266,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "check":
             p.add_argument(
-                "--rng-seed", type=_count(0), default=0, help="seed of the check's own random draws"
+                "--rng-seed", type=int, default=0, help="seed of the check's own random draws"
             )
         p.set_defaults(func=func)
 
@@ -283,8 +279,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_audit.add_argument(
         "--claim", action="append", help=CLAIM_HELP + " (repeatable; default all built-ins)"
     )
-    p_audit.add_argument("--budget", type=_count(1), default=200, help="configurations per claim")
-    p_audit.add_argument("--seed", type=_count(0), default=0, help="seed of the search")
+    p_audit.add_argument("--budget", type=int, default=200, help="configurations per claim")
+    p_audit.add_argument("--seed", type=int, default=0, help="seed of the search")
     p_audit.add_argument(
         "--json", nargs="?", const="-", default=None, metavar="FILE",
         help="write the JSON to FILE (atomically; nothing else is written), or print it "
@@ -314,9 +310,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--set", action="append", metavar="KEY=VALUE", help="hold a field fixed (repeatable)"
     )
     p_prop.add_argument(
-        "--max-examples", type=_count(1), default=100, help="configurations to try (default 100)"
+        "--max-examples", type=int, default=100, help="configurations to try (default 100)"
     )
-    p_prop.add_argument("--seed", type=_count(0), default=0, help="seed of the search (default 0)")
+    p_prop.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     p_prop.add_argument("--json", action="store_true", help="print JSON")
     p_prop.add_argument(
         "--no-progress", action="store_true",
