@@ -253,3 +253,22 @@ def test_frontier_steps_reports_the_steps_simulated():
     f = r.frontier("ft", knob="steps", values=[2.0, 0, 1])
     assert list(f.values) == [0.0, 1.0, 2.0]
     np.testing.assert_allclose(f["local_loss"][0], r["global", "local_loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"covariate": ("isotrpic",)}, "covariate='isotrpic' is invalid"),
+        ({"covariate": "isotrpic"}, "covariate='isotrpic' is invalid"),
+        ({"m": log(1, 3)}, "m holds integers"),
+        ({"m": (1.5, 3)}, "m=1.5 is invalid"),
+        ({"loss": ("mse", "l1x")}, "loss='l1x' is invalid"),
+    ],
+)  # fmt: skip
+def test_bad_space_values_are_named_when_the_claim_is_declared(space, message):
+    with pytest.raises(ConfigError, match="space") as info:
+        claim("bad-space", statement="s", methods=("ft",), metrics=("local_loss",),
+              space=space)(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
+    assert message in str(info.value)
+    assert "empty" not in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
