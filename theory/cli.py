@@ -194,7 +194,9 @@ def _audit(args: argparse.Namespace) -> int:
     if args.markdown:
         from theory.report import audit_markdown
 
-        write_atomic(args.markdown, audit_markdown(rows, args.budget, args.seed))
+        report = audit_markdown(rows, args.budget, args.seed, claims or None, args.claim or (),
+                                args.markdown)  # fmt: skip
+        write_atomic(args.markdown, report)
         written.append(args.markdown)
     failures = audit_failures(rows)
     if args.json == "-":
