@@ -297,5 +297,6 @@ def test_audit_markdown_reports_the_audited_claims_only(capsys, user_module, tmp
     assert code == 0
     text = (tmp_path / "lemma.md").read_text()
     assert [line for line in text.splitlines() if line.startswith("## `")] == [
-        line for line in text.splitlines() if line.startswith("## `lemma-4.3`")]
+        line for line in text.splitlines() if line.startswith("## `lemma-4.3`")
+    ]
     assert "--claim lemma-4.3" in text
