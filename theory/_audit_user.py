@@ -109,13 +109,15 @@ def audit_user(
             continue
         verdicts = record.verdicts()
         outcomes = {"closed-form": verdicts.get("closed form"), "user-claim": verdicts[USER_CLAIM]}
+        records = {"closed-form": record, "user-claim": record}
         if "user-claim-others" in kinds:
             other = claim.check(config, rng, convention="others")
             outcomes["user-claim-others"] = other.verdicts()[USER_CLAIM]
+            records["user-claim-others"] = other
         for kind in kinds:
             tried[kind] += 1
             if not outcomes[kind]:
-                found[kind].append((config, record))
+                found[kind].append((config, records[kind]))
             else:
                 held[kind].append(config)
     rows = []

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from feddistort_io import atomic_write_text
 from synthetic.config import SimConfig
 from theory._audit_details import characterize, federated_reading
+from theory._audit_text import audit_failures, format_table, write_atomic
 from theory._audit_user import COST_MS, MATCHED_MS, audit_user, expected_cost
 from theory._samplers import PRIORS, SAMPLERS
 from theory.claims import CLAIMS, claim_ids, get_claim
@@ -249,37 +248,6 @@ def audit(
     finally:
         bar.close()
     return rows
-
-
-def audit_failures(rows: Sequence[AuditRow]) -> list[str]:
-    """One line per (claim, kind, prior) with violations, e.g. ``thm-4.4 conclusion ...``."""
-    return [
-        f"{r.claim} {r.kind} ({r.prior}): {r.violations}/{r.tried}" for r in rows if r.violations
-    ]
-
-
-def format_table(rows: Sequence[AuditRow]) -> str:
-    """Plain-text table: claim, kind, prior, tried, violations, simplest counterexample."""
-    header = ("claim", "kind", "prior", "tried", "violations", "simplest counterexample")
-    lines = [header]
-    for row in rows:
-        simplest = (
-            "-"
-            if row.simplest is None
-            else " ".join(f"{k}={v}" for k, v in row.simplest["set"].items())
-        )
-        lines.append((row.claim, row.kind, row.prior, str(row.tried), str(row.violations),
-                      simplest))  # fmt: skip
-    widths = [max(len(line[i]) for line in lines) for i in range(5)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line[:5], widths, strict=False)) + "  " + line[5]
-        for line in lines
-    )
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`feddistort_io.atomic_write_text`)."""
-    atomic_write_text(path, text)
 
 
 SCHEMA: dict[str, str] = {

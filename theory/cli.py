@@ -14,7 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+
+from theory._cli_util import (
+    check_seed,
+    claim_config,
+    is_numeric,
+    parse_sets,
+    print_failing,
+    print_values,
+    scalarize,
+)
 
 AUDIT_MARKDOWN = "docs/theory-audit.md"
 EXIT_CODES = (
@@ -31,44 +40,6 @@ CLAIM_HELP = "claim id (see `feddistort theory list`) or MODULE:NAME of your own
 
 class Diverged(ValueError):
     """A configuration on which the claim's quantities overflow (exit 2, one line)."""
-
-
-def _parse_sets(items: list[str] | None) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {item!r} is invalid: expected KEY=VALUE, e.g. --set eta=0.3")
-        values[key.strip()] = value
-    return values
-
-
-def _config(claim_id: str, sets: list[str] | None) -> Any:
-    from synthetic.config import config_from_mapping
-    from theory.claims import require_hypotheses
-    from theory.resolve import resolve_claim
-
-    claim = resolve_claim(claim_id)
-    config = config_from_mapping(_parse_sets(sets), base=claim.default)
-    require_hypotheses(claim, config)
-    return claim, config
-
-
-def _scalarize(values: dict[str, Any], single: bool) -> dict[str, Any]:
-    from theory.records import jsonable
-
-    out = jsonable(values)
-    if single:
-        out = {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in out.items()}
-    return dict(out)
-
-
-def _print(values: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(values, indent=2))
-        return
-    for key, value in values.items():
-        print(f"{key:28s} {value}")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -91,35 +62,27 @@ def _list(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from theory.records import all_finite
 
-    claim, config = _config(args.claim, args.set)
+    claim, config = claim_config(args.claim, args.set)
     predicted = claim.predict(config)
     regimes = [r for k, v in predicted.items() if k.endswith("_regime") for r in v]
-    numbers = [v for v in predicted.values() if _is_numeric(v)]
+    numbers = [v for v in predicted.values() if is_numeric(v)]
     if "overflow" in regimes or not all_finite(*numbers):
         raise Diverged(
             f"{claim.id} diverged at eta={config.eta!r}: its closed form overflows float64; "
             "expected a step size at which FT stays finite"
         )
     values = {"claim": claim.id, **predicted}
-    values = _scalarize(values, single=config.client is not None)
+    values = scalarize(values, single=config.client is not None)
     values["config"] = config.to_dict()
-    _print(values, args.json)
+    print_values(values, args.json)
     return 0
-
-
-def _is_numeric(value: Any) -> bool:
-    """Closed-form numbers (arrays and floats); lists may hold None for "does not exist"."""
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return value.dtype.kind == "f"
-    return isinstance(value, float)
 
 
 def _check(args: argparse.Namespace) -> int:
     import numpy as np
 
-    claim, config = _config(args.claim, args.set)
+    check_seed("--rng-seed", args.rng_seed)
+    claim, config = claim_config(args.claim, args.set)
     record = claim.check(config, np.random.default_rng(args.rng_seed))
     out = record.to_dict()
     if args.json:
@@ -144,24 +107,12 @@ def _check(args: argparse.Namespace) -> int:
                   f"{'holds' if record.conclusion_holds else 'FAILS'} here")  # fmt: skip
         for name, ok in record.conclusions.items():
             print(f"  {name}: {'holds' if ok else 'FAILS'} here")
-        _print_failing(record.extra)
+        print_failing(record.extra)
         if record.notes:
             print(f"  {record.notes}")
     if record.diverged:
         return 2
     return 0 if not record.failed() else 1
-
-
-def _print_failing(extra: dict[str, Any]) -> None:
-    """The values of a user's claim at the clients where it fails."""
-    import numpy as np
-
-    clients = extra.get("failing_clients")
-    if clients is None or len(clients) == 0:
-        return
-    print(f"  fails at client(s) {', '.join(str(int(c)) for c in clients)}:")
-    for key, values in extra.get("failing_values", {}).items():
-        print(f"    {key:28s} {np.array2string(np.asarray(values), precision=6)}")
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -172,6 +123,7 @@ def _audit(args: argparse.Namespace) -> int:
 
     if args.budget < 1:
         raise ValueError(f"--budget={args.budget} is invalid: expected at least 1")
+    check_seed("--seed", args.seed)
     claims = [resolve_claim(c) for c in args.claim or []]
     progress = not args.no_progress and sys.stderr.isatty()
     rows = audit(claims or None, args.budget, np.random.default_rng(args.seed),
@@ -185,7 +137,9 @@ def _audit(args: argparse.Namespace) -> int:
     if args.markdown:
         from theory.report import audit_markdown
 
-        write_atomic(args.markdown, audit_markdown(rows, args.budget, args.seed))
+        report = audit_markdown(rows, args.budget, args.seed, claims or None, args.claim or (),
+                                args.markdown)  # fmt: skip
+        write_atomic(args.markdown, report)
         written.append(args.markdown)
     failures = audit_failures(rows)
     if args.json == "-":
@@ -205,7 +159,7 @@ def _property(args: argparse.Namespace) -> int:
 
     claim = resolve_claim(args.claim)
     progress = not args.no_progress and sys.stderr.isatty()
-    result = property_search(claim, _parse_sets(args.set), args.max_examples, args.seed,
+    result = property_search(claim, parse_sets(args.set), args.max_examples, args.seed,
                              progress=progress)  # fmt: skip
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -220,7 +174,7 @@ def _property(args: argparse.Namespace) -> int:
         f"examples, shrunk over {result.n_shrink} more; seed {result.seed}{skipped})"
     )
     if result.record is not None:
-        _print_failing(result.record.extra)
+        print_failing(result.record.extra)
         if result.record.kind == "closed form" and not result.record.holds:
             print(f"  {result.record.kind}: max |closed form - simulation| = "
                   f"{result.record.max_abs_error:.3e} (tolerance "

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 from synthetic.config import SimConfig
 from synthetic.simulation import simulate
+from theory._report_derived import DERIVED
 from theory.audit import EXACT_CONDITIONS, PRIORS, AuditRow
 from theory.claims import CLAIMS, get_claim
 from theory.closed_forms import lpft_wins_boundary, thm44_losses
+from theory.declare import Claim
 
 COMMAND = (
     "feddistort theory audit --budget {budget} --seed {seed} "
@@ -168,75 +170,62 @@ def _thm45_example_intervals() -> str:
     )
 
 
-_DERIVED: dict[str, list[str]] = {
-    "lemma-4.3": [
-        "Gradients (`derive_gradients`, dimension-free in V via sympy matrix calculus; "
-        "entrywise on explicit (k, d) in B): grad_V = 2 c_L B S r, grad_B = 2 c_L V (S r)^T.",
-        "One step from ([V*_com; 0], B*) (`derive_one_step`, MatrixSymbol expansion, recomputed "
-        "from sympy's gradients on explicit instances): B_1 = B* + a V_0 g^T, V_1 = V_0 + a B* g, "
-        "w_1 = w_0 + a (P + cI) g + a^2 (w_0^T g) g, a = 2 c_L eta lambda, g = S_i u_i.",
-        "Isotropic (`derive_lemma43`): row j of B_FT = b*_j + 2 c_L eta lambda (V_0)_j u_i, "
-        "V_FT = V_0 + 2 c_L eta lambda e_{m+i}, w_FT = w_0 + 2 c_L eta lambda s u_i. The restated "
-        "form is confirmed for mse (c_L = 1); with half_mse the factor 2 becomes 1.",
-    ],
-    "kumar-span": [
-        "`derive_span_lemma`: with h = X^T rho, g_B u = 2 c_L V rho^T X u = 0 when X u = 0 "
-        "(dimension-free). Checked on simulated FT and LP-FT trajectories with n < d.",
-    ],
-    "kumar-balance": [
-        "`derive_balance_step`: the first-order terms cancel for any quadratic loss (population "
-        "or samples), so one GD step changes V V^T - B B^T by exactly eta^2 (g_V g_V^T - g_B "
-        "g_B^T) (dimension-free MatrixSymbol identity). The conclusion, invariance under "
-        "gradient flow, is checked on the flow itself: over the same time eta * steps the drift "
-        "of V V^T - B B^T with step eta/16 must be half the drift with step eta/8 (within 0.1), "
-        "i.e. it vanishes linearly with the step.",
-    ],
-    "kumar-prop-3.2": [
-        "With B_0 = B* and exact LP (k <= n samples), LP gives w = w*_i, the FT gradient "
-        "vanishes, and the OOD error ||w*_i - B^T V||^2 stays 0 at every step; FT from a random "
-        "head keeps a positive OOD error when n < d. Hypothesis k <= n < d is needed: with "
-        "population losses (or n >= d) FT from a random head also converges to w*_i (the "
-        "first audit found OOD error ~1e-30 after 100 steps), so the contrast disappears.",
-        "Federated reading (the paper's transfer of this result to global performance): "
-        "LP-FT's global loss over D_G <= FT's. The audit counts where it fails: with many small "
-        "steps (FT has not moved all the way) or with n < d samples, FT often ends with the "
-        "*lower* global loss. In every failure FT's local loss is higher (`ft_local_higher`: "
-        "under-trained FT). At matched local loss (FT traced over up to 20x its steps and read "
-        "at LP-FT's local loss, which is 0): where FT never reaches it (`unmatched`, the common "
-        "case: it approaches 0 only asymptotically, or not at all with n < d) there is no "
-        "matched comparison, and `unmatched_ft_global_still_lower_at_lowest_local` says how "
-        "often FT's global loss is still the lower one at its lowest traced local loss.",
-        "The closed form (LP-FT's OOD error is 0 at every step) and the conclusion (FT from a "
-        "random head keeps a larger OOD error) are counted separately.",
-    ],
-    "kumar-thm-3.1": [
-        "Checked form ([KUMAR] eq. 3.7 with Sigma_ood = I, B_0 = B*, so the feature error term "
-        "is 0): sqrt(L_ood(FT_t)) >= cos theta_k(R, S^perp) / sqrt(k) * min(phi, phi^2/||w*||) "
-        "/ (1 + ||w*||)^2, phi^2 = |(V_0^T V*)^2 - ||V*||^4|, R = rowspace(B_0), S = "
-        "rowspace(X). The theorem is about gradient flow: the check runs 10 steps of eta/10 per "
-        "configured step and tests the inequality at every iterate. `max_bound_over_measured` "
-        "says how close the closest configuration came to violating it (1 = tight).",
-    ],
-    "kumar-thm-3.1-tight": [
-        "An empirical finding of this toolkit, not the paper's theorem: the same bound with "
-        "(1 + ||w*||) in place of (1 + ||w*||)^2 (stronger by the factor 1 + ||w*||) held on "
-        "every audited flow. No proof is claimed.",
-    ],
-}
+def _command(budget: int, seed: int, targets: Sequence[str], markdown: str | None) -> str:
+    if not targets:
+        return COMMAND.format(budget=budget, seed=seed)
+    given = " ".join(f"--claim {t}" for t in targets)
+    return (f"feddistort theory audit {given} --budget {budget} --seed {seed} "
+            f"--markdown {markdown or 'FILE'}")  # fmt: skip
 
 
-def audit_markdown(rows: Sequence[AuditRow], budget: int, seed: int) -> str:
-    """The Markdown report (see the module docstring)."""
+def _section(claim: Claim, rows: Sequence[AuditRow]) -> list[str]:
+    if claim.id not in CLAIMS:  # a user's claim: its statement, its rows, its verdict
+        return [f"## `{claim.id}` — user claim", "", f"- Checked statement: {claim.statement}.",
+                "", *_rows_table(rows, claim.id), "", _verdict(claim.id, rows), ""]  # fmt: skip
+    lines = [
+        f"## `{claim.id}` — {claim.source}",
+        "",
+        f"- Checked statement: {claim.statement}.",
+        f"- The paper's conclusion: {claim.paper_conclusion}.",
+        f"- Exact region: {EXACT_CONDITIONS[claim.id]}.",
+        "",
+    ]
+    if claim.id == "thm-4.4":
+        lines += _thm44_section()
+    elif claim.id == "thm-4.5":
+        lines += _thm45_section()
+    else:
+        lines += [f"- {text}" for text in DERIVED.get(claim.id, [])]
+    return lines + ["", *_rows_table(rows, claim.id), "", _verdict(claim.id, rows), ""]
+
+
+def audit_markdown(
+    rows: Sequence[AuditRow],
+    budget: int,
+    seed: int,
+    claims: Sequence[Claim] | None = None,
+    targets: Sequence[str] = (),
+    markdown: str | None = None,
+) -> str:
+    """The Markdown report (see the module docstring) of the claims present in ``rows``.
+
+    ``claims`` are the audited claim objects (default: the built-in ones), ``targets`` the
+    ``--claim`` arguments and ``markdown`` the output path (both for the regenerate line).
+    """
+    present = dict.fromkeys(row.claim for row in rows)
+    known = {c.id: c for c in (claims if claims is not None else CLAIMS.values())}
+    shown = [known[cid] if cid in known else get_claim(cid) for cid in present]
+    subject = "Each claim given by `--claim`" if targets else "Each claim"
     lines = [
         "# Theory audit",
         "",
         "Generated by `theory.report.audit_markdown`; regenerate with",
         "",
         "```",
-        COMMAND.format(budget=budget, seed=seed),
+        _command(budget, seed, targets, markdown),
         "```",
         "",
-        f"Each claim was checked on {budget} random configurations inside its hypotheses "
+        f"{subject} was checked on {budget} random configurations inside its hypotheses "
         f"under each prior (search seed {seed}). `closed-form` counts disagreements between "
         "the derived closed form and the simulator (0 means the derivation is confirmed), "
         "`bound` violations of an inequality; `conclusion` counts configurations where the "
@@ -253,24 +242,10 @@ def audit_markdown(rows: Sequence[AuditRow], budget: int, seed: int) -> str:
         "what its failures are.",
         "",
     ]
-    for claim in CLAIMS.values():
-        lines += [
-            f"## `{claim.id}` — {claim.source}",
-            "",
-            f"- Checked statement: {claim.statement}.",
-            f"- The paper's conclusion: {claim.paper_conclusion}.",
-            f"- Exact region: {EXACT_CONDITIONS[claim.id]}.",
-            "",
-        ]
-        if claim.id == "thm-4.4":
-            lines += _thm44_section()
-        elif claim.id == "thm-4.5":
-            lines += _thm45_section()
-        else:
-            lines += [f"- {text}" for text in _DERIVED.get(claim.id, [])]
-        lines += ["", *_rows_table(rows, claim.id), ""]
-        lines.append(_verdict(claim.id, rows))
-        lines.append("")
+    for claim in shown:
+        lines += _section(claim, rows)
+    if not any(c.id in CLAIMS for c in shown):
+        return "\n".join(lines)
     lines += [
         "## Discrepancies with the restated theory",
         "",
@@ -292,6 +267,8 @@ _KIND_TEXT: dict[str, str] = {
     "conclusion": "The paper's conclusion (global = D_G) fails",
     "conclusion-others": "Over the other clients only it fails",
     "federated-reading": "The federated reading fails",
+    "user-claim": "The claim fails",
+    "user-claim-others": "With global = the other clients only, the claim fails",
 }
 
 

@@ -158,6 +158,11 @@ class Results:
         else:
             grid = np.asarray(values, dtype=float)
         grid = np.sort(grid)
+        if knob == "steps":
+            bad = [v for v in grid if not (v >= 0 and float(v).is_integer())]
+            if bad:
+                raise ConfigError(f"values={float(bad[0])!r} is invalid for knob='steps': "
+                                  "expected non-negative integers")  # fmt: skip
         if knob == "eta":
             configs = [self.config.replace(eta=float(v)) for v in grid]
             batch = simulate_batch(configs, [method], metrics=self.metrics)

@@ -92,7 +92,36 @@ def check_space(space: Mapping[str, Any], where: str) -> dict[str, Any]:
         if isinstance(spec, (list, tuple)) and not is_range(spec) and not spec:
             raise ConfigError(f"{where} {key}=() is invalid: expected at least one choice")
         out[key] = tuple(spec) if isinstance(spec, list) else spec
+        _probe(key, out[key], where)
     return out
+
+
+def _probe(key: str, spec: Any, where: str) -> None:
+    """Raise a one-line ConfigError if a value ``spec`` can give is invalid for ``key`` alone.
+
+    Each bound, choice or fixed value is tried in a :class:`SimConfig` of its own (``d``
+    large, as :func:`theory.search.fixed_values` does), so that a typo is named here rather
+    than surfacing later as an empty search space.
+    """
+    if isinstance(spec, LogRange):
+        if is_int_field(key):
+            raise ConfigError(f"{where} {key}={spec!r} is invalid: log() ranges are for real "
+                              f"fields, {key} holds integers (use (lo, hi))")  # fmt: skip
+        values: tuple[Any, ...] = (spec.lo, spec.hi)
+    elif is_range(spec):
+        values = spec
+    else:
+        values = spec if isinstance(spec, tuple) else (spec,)
+    for value in values:
+        probe: dict[str, Any] = {"d": 10**6, key: value}
+        if key == "client" and isinstance(value, int) and not isinstance(value, bool):
+            probe["C"] = value + 1
+        if key == "d":
+            probe.update(m=1, C=1)
+        try:
+            SimConfig(**probe)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
 
 
 __all__ = [

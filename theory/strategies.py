@@ -180,8 +180,12 @@ def run_search(
     ``body`` raises to report a failure (hypothesis shrinks the draw and the exception of
     the minimal draw propagates) or :class:`Reject` to skip a draw. Raises
     :class:`theory.declare.ClaimError` with ``empty_message`` when no draw is valid.
+    Hypothesis's storage (its cache of constants) goes to a temporary folder removed
+    afterwards, so nothing is written to the caller's working directory.
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    import tempfile
+
+    from hypothesis import HealthCheck, Phase, Verbosity, configuration, given, settings
     from hypothesis import seed as hyp_seed
     from hypothesis.errors import Unsatisfiable
 
@@ -198,10 +202,15 @@ def run_search(
         except Reject:
             assume(False)
 
-    try:
-        search()
-    except Unsatisfiable:
-        raise ClaimError(empty_message) from None
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    with tempfile.TemporaryDirectory(prefix="feddistort-hypothesis-") as storage:
+        configuration.set_hypothesis_home_dir(storage)
+        try:
+            search()
+        except Unsatisfiable:
+            raise ClaimError(empty_message) from None
+        finally:
+            configuration.set_hypothesis_home_dir(previous)
 
 
 __all__ = [

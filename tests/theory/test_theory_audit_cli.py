@@ -128,12 +128,16 @@ def test_cli_check_exit_codes_and_json(capsys):
         (["theory", "check", "thm-4.4", "--set", "nope=1"], "unknown configuration key 'nope'"),
         (["theory", "audit", "--claim", "thm-9"], "expected one of"),
         (["theory", "audit", "--budget", "0"], "--budget=0 is invalid"),
+        (["theory", "audit", "--seed", "-1"], "--seed=-1 is invalid"),
+        (["theory", "check", "thm-4.4", "--rng-seed", "-1"], "--rng-seed=-1 is invalid"),
+        (["theory", "property", "thm-4.4", "--seed", "-1"], "--seed=-1 is invalid"),
     ],
 )  # fmt: skip
 def test_cli_bad_input_exits_2_without_traceback(capsys, argv, message):
     code, out, err = _run(capsys, *argv)
     assert code == 2
     assert message in err
+    assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err + out
 
 

@@ -217,3 +217,58 @@ def test_prop32_needs_a_nonzero_head():
     config = CLAIMS["kumar-prop-3.2"].default.replace(lam=0.0, vcom_norm=0.0)
     assert any("||V*_i|| > 0" in m for m in CLAIMS["kumar-prop-3.2"].hypotheses(config))
     assert not CLAIMS["kumar-prop-3.2"].hypotheses(config.replace(lam=0.5))
+
+
+@claim("global-equals-others", statement="FT's global loss equals its loss on the others",
+       methods=("ft",), metrics=("global_loss", "global_loss_others"))  # fmt: skip
+def _global_is_others(r):
+    return r["ft", "global_loss"] != r["ft", "global_loss_others"]
+
+
+def test_user_claim_others_row_reports_its_own_failing_record():
+    # Under the "others" convention global_loss is global_loss_others, so the claim fails
+    # there and holds under "global": the others row must report the others record's values.
+    from theory._audit_user import audit_user
+
+    rows = audit_user(_global_is_others, 2, np.random.default_rng(0), "eta-log-uniform", None)
+    by_kind = {row.kind: row for row in rows}
+    assert by_kind["user-claim"].violations == 0
+    others = by_kind["user-claim-others"]
+    assert others.violations == 2
+    assert others.simplest is not None
+    values = others.simplest["failing_values"]
+    assert set(values) == {"ft.global_loss", "ft.global_loss_others"}
+    assert all(np.size(v) > 0 for v in values.values())
+
+
+@pytest.mark.parametrize("values", [[0.5, 1.5], [1, -1], [float("nan")]])
+def test_frontier_refuses_steps_it_cannot_simulate(values):
+    r = evaluate(ft_lowers_local, SimConfig(eta=0.2))
+    with pytest.raises(ConfigError, match="knob='steps'"):
+        r.frontier("ft", knob="steps", values=values)
+
+
+def test_frontier_steps_reports_the_steps_simulated():
+    r = evaluate(ft_lowers_local, SimConfig(eta=0.2))
+    f = r.frontier("ft", knob="steps", values=[2.0, 0, 1])
+    assert list(f.values) == [0.0, 1.0, 2.0]
+    np.testing.assert_allclose(f["local_loss"][0], r["global", "local_loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"covariate": ("isotrpic",)}, "covariate='isotrpic' is invalid"),
+        ({"covariate": "isotrpic"}, "covariate='isotrpic' is invalid"),
+        ({"m": log(1, 3)}, "m holds integers"),
+        ({"m": (1.5, 3)}, "m=1.5 is invalid"),
+        ({"loss": ("mse", "l1x")}, "loss='l1x' is invalid"),
+    ],
+)  # fmt: skip
+def test_bad_space_values_are_named_when_the_claim_is_declared(space, message):
+    with pytest.raises(ConfigError, match="space") as info:
+        claim("bad-space", statement="s", methods=("ft",), metrics=("local_loss",),
+              space=space)(lambda r: r["ft", "local_loss"] >= 0)  # fmt: skip
+    assert message in str(info.value)
+    assert "empty" not in str(info.value)
+    assert len(str(info.value).splitlines()) == 1

@@ -251,3 +251,52 @@ def test_user_audit_reports_the_region_where_it_fails():
     rows = audit_claim(ft_never_raises_global, 200, np.random.default_rng(0))
     row = next(r for r in rows if r.kind == "user-claim")
     assert row.details["ranges_where_it_fails"]["eta"][0] < 0.02
+
+
+def test_property_writes_nothing_to_the_working_directory(tmp_path):
+    # hypothesis caches constants under ./.hypothesis unless told otherwise; a fresh process,
+    # since that cache is filled once per process.
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("HYPOTHESIS_STORAGE_DIRECTORY", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "feddistort.cli", "theory", "property", "thm-4.4",
+         "--max-examples", "5", "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "reproduce:" in proc.stdout or "holds on" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_audit_markdown_reports_the_audited_claims_only(capsys, user_module, tmp_path):
+    target = f"{user_module}:ft_never_raises_global"
+    code, _, _ = _run(capsys, "theory", "audit", "--claim", target, "--budget", "6",
+                      "--json", "audit.json", "--markdown", "audit.md")  # fmt: skip
+    assert code == 1
+    text = (tmp_path / "audit.md").read_text()
+    rows = json.loads((tmp_path / "audit.json").read_text())["rows"]
+    assert "## `ft-never-raises-global` — user claim" in text
+    assert text.count("\n## ") == 1  # no empty built-in sections
+    assert f"--claim {target} --budget 6 --seed 0 --markdown audit.md" in text
+    assert "Each claim given by `--claim` was checked" in text
+    for kind in ("user-claim", "user-claim-others"):
+        found = [r for r in rows if r["kind"] == kind]
+        bad = sum(r["violations"] for r in found)
+        assert bad > 0  # the claim is false: the verdict must say so, with the counts
+        counts = " and ".join(f"{r['violations']}/{r['tried']} ({r['prior']})" for r in found)
+        assert counts in text
+    assert "**Verdict.** The claim fails on" in text
+    assert "With global = the other clients only, the claim fails on" in text
+    code, _, _ = _run(capsys, "theory", "audit", "--claim", "lemma-4.3", "--budget", "2",
+                      "--markdown", "lemma.md")  # fmt: skip
+    assert code == 0
+    text = (tmp_path / "lemma.md").read_text()
+    assert [line for line in text.splitlines() if line.startswith("## `")] == [
+        line for line in text.splitlines() if line.startswith("## `lemma-4.3`")
+    ]
+    assert "--claim lemma-4.3" in text
