@@ -104,7 +104,7 @@ def bench_exact(repeats: int, lines: list[str]) -> None:
 
 
 def bench_minibatch(repeats: int, lines: list[str]) -> None:
-    from empirical.minibatch_cka import minibatch_cka
+    from empirical.minibatch import minibatch_cka
 
     n, d, m = MINIBATCH
     x, y = _data(n, d)

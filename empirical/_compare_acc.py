@@ -14,7 +14,7 @@ import torch
 from empirical._moments import centred_moments
 from empirical.cka import CKAState, _cka_compute, _cka_update
 from empirical.metrics import _paired_compute, _paired_update
-from empirical.minibatch_cka import _minibatch_compute, _minibatch_update
+from empirical.minibatch import _minibatch_compute, _minibatch_update
 from empirical.similarity import _procrustes_from_moments, mean_principal_angle
 
 PAIRED_METRICS = ("delta_l2", "relative_l2", "cosine_distance")

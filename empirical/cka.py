@@ -184,7 +184,7 @@ def gram_linear_cka(
     float
         Linear CKA (no convention for constant features: this is a reference formula).
     """
-    from empirical.minibatch_cka import hsic_unbiased
+    from empirical.minibatch import hsic_unbiased
 
     xa, ya = as_features(X, "X"), as_features(Y, "Y")
     check_rows(xa, ya)

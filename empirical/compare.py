@@ -199,7 +199,7 @@ def compare_checkpoints(
     minibatch_size : int
         Rows per minibatch of ``minibatch_cka`` ([NGUYEN]), >= 4, independent of
         ``batch_size``; a final partial minibatch of >= 4 rows is used, as in
-        :func:`empirical.minibatch_cka.minibatch_cka`.
+        :func:`empirical.minibatch.minibatch_cka`.
     spatial : {"mean", "flatten"}
         Reduction of convolutional maps.
     r : int

@@ -15,7 +15,7 @@ import torch
 
 from empirical._numerics import as_features, check_finite, check_rows
 from empirical.cka import StreamingLinearCKA, gram_linear_cka, linear_cka
-from empirical.minibatch_cka import minibatch_cka
+from empirical.minibatch import minibatch_cka
 from empirical.similarity import principal_angles, procrustes_distance
 
 

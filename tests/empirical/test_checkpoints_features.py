@@ -334,7 +334,7 @@ def test_weight_problem_gives_status_and_keeps_feature_metrics(tmp_path: Path) -
 
 
 def test_minibatch_size_is_independent_of_batch_size(tmp_path: Path) -> None:
-    from empirical.minibatch_cka import minibatch_cka
+    from empirical.minibatch import minibatch_cka
 
     g, c = _save_pair(tmp_path, "fc1")
     x = _x(100)

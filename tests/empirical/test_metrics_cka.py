@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from empirical.cka import StreamingLinearCKA, gram_linear_cka, linear_cka
-from empirical.minibatch_cka import hsic_unbiased, minibatch_cka
+from empirical.minibatch import hsic_unbiased, minibatch_cka
 
 EXACT_ATOL = 1e-10  # float64 identities on O(1) data
 F32_ATOL = 1e-6  # float32 products, float64 accumulation

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from empirical.cka import StreamingLinearCKA, linear_cka
 from empirical.metrics import delta_l2, mean_cosine_distance, relative_l2
-from empirical.minibatch_cka import minibatch_cka
+from empirical.minibatch import minibatch_cka
 from empirical.similarity import principal_angles, procrustes_distance
 
 EPS = float(np.finfo(np.float64).eps)
