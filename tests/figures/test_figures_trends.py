@@ -20,9 +20,14 @@ from figures._trend import N_BOOT, Trend, within_group_spearman
 from figures.registry import figure_names, get_figure
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+# step-size's records (StepTrend: per-x differences and a `follows` verdict) are checked against
+# its CSV in tests/figures/test_stepsize_figure.py; split-depth's in its own tests.
+OWN_TESTS = ("step-size",)
 TREND_FIGURES = [
-    n for n in figure_names(on_request=False) if get_figure(n).trends is not None
-]  # split-depth's own tests check its records
+    n
+    for n in figure_names(on_request=False)
+    if get_figure(n).trends is not None and n not in OWN_TESTS
+]
 
 
 def _recompute_spearman(samples: pd.DataFrame, group: str) -> tuple[float, float, float]:
