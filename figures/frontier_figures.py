@@ -2,8 +2,9 @@
 
 Each method's (local, global) curve over its knob (GD steps in the linear model, fine-tuning
 epochs on digits, as the experiment records them) is cut at common local levels by
-:func:`synthetic.frontier.matched`; the caption's comparisons are paired differences to FT over
-seeds (:func:`figures._trend.difference_trend`), a tie when the seed range holds 0.
+:func:`synthetic.frontier.matched_by_seed` within each seed; the caption's comparisons are
+paired differences to FT over seeds (:func:`figures._trend.difference_trend`), a tie when
+the seed range holds 0.
 """
 
 from __future__ import annotations
@@ -48,20 +49,35 @@ def _curves(frame: pd.DataFrame, panel: str, knob: str, scale: float) -> list[Ro
 
 def _matched_rows(frame: pd.DataFrame, panel: str, knob: str, metric: str, scale: float,
                   methods: list[str]) -> list[Row]:  # fmt: skip
-    from synthetic.frontier import common_range, matched, matched_by_seed
+    """Matched points: the levels are set within each seed, the k-th level of every seed pooled.
+
+    Seeds start from different global models, so their local ranges need not overlap (the
+    full digits preset: seed 1's curves end below where seed 0's start). Within one seed every
+    method starts from the same model, so the methods share a range; the k-th of the
+    :data:`LEVELS` levels of each seed is compared, and drawn at the mean of those levels.
+    """
+    from synthetic.frontier import common_range, matched_by_seed
 
     sub = frame[frame["method"].isin(methods)]
-    lo, hi = common_range(sub, knob)
-    levels = _levels(lo, hi)
-    table = matched(sub, knob, levels, scale=metric)
+    parts = []
+    for _, block in sub.groupby("seed", sort=True):
+        lo, hi = common_range(block, knob)
+        part = matched_by_seed(block, knob, _levels(lo, hi))
+        part["position"] = part.groupby(["method", "seed"]).cumcount()
+        parts.append(part)
+    per = pd.concat(parts, ignore_index=True)
+    per["level"] = per.groupby("position")["local"].transform("mean")
+    g = per.groupby(["method", "position"], sort=False)
+    table = pd.DataFrame({"local": g["level"].first(), "global": g["global"].mean(),
+                          "global_lo": g["global"].min(), "global_hi": g["global"].max(),
+                          "n_seeds": g["global"].count()}).reset_index()  # fmt: skip
     rows: list[Row] = [{"panel": panel, "series": f"{r['method']} matched", "kind": "marker",
                         "x": scale * r["local"], "y": scale * r["global"],
                         "y_lo": scale * r["global_lo"], "y_hi": scale * r["global_hi"],
                         "n_seeds": int(r["n_seeds"]), "scale": metric}
                        for _, r in table.iterrows()]  # fmt: skip
-    per = matched_by_seed(sub, knob, levels)
-    rows += [{"panel": panel, "series": r["method"], "kind": "sample", "x": scale * r["local"],
-              "y": scale * r["global"], "seed": int(r["seed"])}
+    rows += [{"panel": panel, "series": r["method"], "kind": "sample", "x": scale * r["level"],
+              "y": scale * r["global"], "seed": int(r["seed"]), "local_seed": scale * r["local"]}
              for _, r in per.iterrows()]  # fmt: skip
     return rows
 
@@ -153,8 +169,10 @@ FRONTIER_SPEC = FigureSpec(
     name="frontier",
     caption=(
         "Each method's (local, global) frontier over its own knob, compared at matched "
-        "local levels (markers: mean over seeds, bars: range over seeds; interpolated on "
-        "each seed's curve). (a) Two-layer linear model (overlap shift, GD steps 0-400): "
+        "local levels (set within each seed, where every method starts from the same model; "
+        "markers: the k-th level of every seed, drawn at their mean, bars: range over seeds; "
+        "interpolated on each seed's curve). (a) Two-layer linear model (overlap shift, GD "
+        "steps 0-400): "
         "the other clients' loss against the local loss; LP and LP-FT sit at local loss 0 "
         "(exact probe) and are not matched. (b) Digits CNN (digits-covariate preset; "
         "smaller with --quick): accuracy on the other clients against local accuracy over "
