@@ -270,7 +270,7 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
         Unknown key, missing or unknown preset or variant, bad seeds/quick/chunk.
     """
     from empirical.experiment.config import PRESETS, make_preset
-    from empirical.experiment.pft import VARIANTS
+    from empirical.experiment.pft_config import ALL_VARIANTS
 
     _check_keys(values, "experiment", EXPERIMENT_KEYS)
     if "presets" not in values:
@@ -293,7 +293,7 @@ def experiment_from_mapping(values: Mapping[str, Any]) -> ExperimentSweep:
     variants = (
         None
         if raw_variants is None
-        else parse_names(raw_variants, "variants", VARIANTS, distinct=True)
+        else parse_names(raw_variants, "variants", ALL_VARIANTS, distinct=True)
     )
     for name in presets:  # validates the whole configuration before any work starts
         make_preset(name, quick=quick, variants=variants)

@@ -112,3 +112,24 @@ def test_sweep_chunk_of_one_shift_runs_only_that_shift(tmp_path: Path) -> None:
     assert set(frame["shift"]) == {"concept"}
     assert set(frame["variant"]) == {"fedavg", "lp"}
     assert not (tmp_path / "w" / "runs" / "covariate").exists()
+
+
+@pytest.mark.slow
+def test_sweep_experiment_kind_runs_the_flexp_variant(tmp_path: Path) -> None:
+    """The sweep's experiment kind accepts ``flexp`` (FlexP split personalization) as a variant."""
+    from feddistort.sweep.kinds import experiment_chunk
+    from feddistort.sweep.registry import job_from_mapping
+
+    job = job_from_mapping(
+        {
+            "kind": "experiment",
+            "presets": ["digits-flexp-budgets"],
+            "quick": True,
+            "variants": ["flexp"],
+        }  # fmt: skip
+    )
+    assert job.variants == ("flexp",)
+    unit = {"preset": "digits-flexp-budgets", "seed": 0, "quick": True, "variants": ["flexp"],
+            "work": str(tmp_path / "w")}  # fmt: skip
+    frame = experiment_chunk([unit], (), ())
+    assert set(frame["variant"]) == {"fedavg", "flexp"}
