@@ -116,7 +116,9 @@ def npz_bytes(arrays: Mapping[str, NDArray[Any]]) -> bytes:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
             with archive.open(info, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.ascontiguousarray(array), allow_pickle=False)
+                # np.require keeps a 0-d array 0-d (ascontiguousarray would make it (1,)).
+                contiguous = np.require(array, requirements="C")
+                np.lib.format.write_array(handle, contiguous, allow_pickle=False)
     return buffer.getvalue()
 
 

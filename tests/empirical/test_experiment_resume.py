@@ -123,3 +123,22 @@ def test_a_flipped_byte_that_resume_ignored_would_reach_the_summary(
     _flip_byte(out / UNIT_METRICS)
     write_outputs(out)  # aggregates what is on disk, checksums unchecked
     assert (out / "metrics.csv").read_bytes() != (reference / "metrics.csv").read_bytes()
+
+
+def test_npz_bytes_keep_zero_dimensional_arrays():
+    """A 0-d array (a BatchNorm counter) is written with shape (), as numpy.savez does."""
+    import io
+
+    import numpy as np
+
+    from empirical.experiment.store import npz_bytes
+
+    data = npz_bytes({"count": np.array(40), "w": np.arange(6.0).reshape(2, 3)})
+    with np.load(io.BytesIO(data)) as back:
+        assert back["count"].shape == ()
+        assert int(back["count"]) == 40
+        assert back["w"].shape == (2, 3)
+    reference = io.BytesIO()
+    np.savez(reference, count=np.array(40), w=np.arange(6.0).reshape(2, 3))
+    with np.load(io.BytesIO(reference.getvalue())) as ref, np.load(io.BytesIO(data)) as back:
+        assert all(np.array_equal(ref[k], back[k]) and ref[k].shape == back[k].shape for k in ref)
