@@ -23,10 +23,12 @@ Array = NDArray[np.float64]
 __all__ = [
     "DEFAULT_METRICS",
     "METRICS",
+    "LOSS_METRICS",
     "client_losses",
     "delta_exact",
     "delta_monte_carlo",
     "delta_population",
+    "loss_metrics",
     "max_row_space_angle",
     "row_space_angles",
     "run_metrics",
@@ -110,6 +112,53 @@ def client_losses(problem: Problem, w: Array, loss_scale: float = 1.0) -> Array:
     return loss_scale * quadratic_form(problem.inputs, resid)
 
 
+LOSS_METRICS: tuple[str, ...] = ("local_loss", "global_loss", "global_loss_others", "ood_loss")
+"""The metrics that depend on the fine-tuned model only through its predictor w = B^T V."""
+
+
+def loss_metrics(
+    problem: Problem, clients: NDArray[np.int_], w: Array, loss_scale: float,
+    metrics: Sequence[str],
+) -> dict[str, Array]:  # fmt: skip
+    """The :data:`LOSS_METRICS` among ``metrics`` from the predictors ``w``.
+
+    Parameters
+    ----------
+    problem : Problem
+        Batch shape (G,), C clients.
+    clients : ndarray of int, shape (P,)
+        The fine-tuning client of each model.
+    w : ndarray of shape (G, P, d)
+        Predictors B^T V of the fine-tuned models.
+    loss_scale : float
+    metrics : sequence of str
+
+    Returns
+    -------
+    dict of str to ndarray of shape (G, P)
+        Local loss, mean loss over D_G, mean over the other clients (NaN when C = 1) and
+        ||w*_i - w||^2.
+    """
+    wanted = [name for name in metrics if name in LOSS_METRICS]
+    if not wanted:
+        return {}
+    C = problem.heads.shape[-2]
+    losses = client_losses(problem, w, loss_scale)
+    own = losses[..., np.arange(len(clients)), clients]
+    total = losses.sum(axis=-1)
+    out: dict[str, Array] = {}
+    for name in wanted:
+        if name == "local_loss":
+            out[name] = own
+        elif name == "global_loss":
+            out[name] = total / C
+        elif name == "global_loss_others":
+            out[name] = (total - own) / (C - 1) if C > 1 else np.full_like(own, np.nan)
+        else:  # ood_loss
+            out[name] = np.sum((problem.w_star[..., clients, :] - w) ** 2, axis=-1)
+    return out
+
+
 def run_metrics(
     problem: Problem,
     clients: NDArray[np.int_],
@@ -153,26 +202,16 @@ def run_metrics(
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"metric={unknown[0]!r} is invalid: expected one of {', '.join(METRICS)}")
-    C = problem.heads.shape[-2]
     w = predictor(V, B)
-    losses = client_losses(problem, w, loss_scale)
-    own = losses[..., np.arange(len(clients)), clients]
-    total = losses.sum(axis=-1)
     D = B - B0[..., None, :, :]
     unchanged = not np.any(D)  # e.g. linear probing: every feature metric is exactly zero
-    zeros = np.zeros(own.shape)
+    zeros = np.zeros(w.shape[:-1])
     inputs = select_clients(problem.inputs, clients)
-    out: dict[str, Array] = {}
+    out = loss_metrics(problem, clients, w, loss_scale, metrics)
     for name in metrics:
-        if name == "local_loss":
-            out[name] = own
-        elif name == "global_loss":
-            out[name] = total / C
-        elif name == "global_loss_others":
-            out[name] = (total - own) / (C - 1) if C > 1 else np.full_like(own, np.nan)
-        elif name == "ood_loss":
-            out[name] = np.sum((problem.w_star[..., clients, :] - w) ** 2, axis=-1)
-        elif name == "feature_distortion_fro":
+        if name in out:
+            continue
+        if name == "feature_distortion_fro":
             out[name] = np.linalg.norm(D, axis=(-2, -1))
         elif name == "feature_distortion_local":
             # tr(D S_i D^T): S_i applied to each row of D that moved anywhere in the batch.

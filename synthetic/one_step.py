@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from synthetic.delta import folded_normal_mean
 from synthetic.hyper import Hyper
 from synthetic.methods import gradients, mask_from_gradients, predictor
-from synthetic.metrics import client_losses, run_metrics
+from synthetic.metrics import loss_metrics, run_metrics
 from synthetic.moments import InputModel, quadratic_form
 from synthetic.problem import Objective, Problem, select_clients
 
@@ -158,23 +158,13 @@ def rank_one_metrics(
     """
     V, a, b = step.V, step.a, step.b
     w = predictor(V, B0[..., None, :, :]) + b * np.sum(a * V, axis=-1, keepdims=True)
-    losses = client_losses(problem, w, loss_scale)
-    own = losses[..., np.arange(len(clients)), clients]
-    total = losses.sum(axis=-1)
-    C = problem.heads.shape[-2]
     inputs = select_clients(problem.inputs, clients)
     a_norm = np.linalg.norm(a, axis=-1)
-    out: dict[str, Array] = {}
+    out = loss_metrics(problem, clients, w, loss_scale, metrics)
     for name in metrics:
-        if name == "local_loss":
-            out[name] = own
-        elif name == "global_loss":
-            out[name] = total / C
-        elif name == "global_loss_others":
-            out[name] = (total - own) / (C - 1) if C > 1 else np.full_like(own, np.nan)
-        elif name == "ood_loss":
-            out[name] = np.sum((problem.w_star[..., clients, :] - w) ** 2, axis=-1)
-        elif name == "feature_distortion_fro":
+        if name in out:
+            continue
+        if name == "feature_distortion_fro":
             out[name] = a_norm * np.linalg.norm(b, axis=-1)
         elif name == "feature_distortion_local":
             out[name] = a_norm**2 * quadratic_form(inputs, b)
