@@ -12,7 +12,8 @@ Streaming memory: the peak of traced allocations (tracemalloc; numpy reports its
 while StreamingLinearCKA consumes batches of 4096 rows, for growing n: flat in n means
 O(d^2) state.
 
-torch-cka is compared only when importable (it is not a dependency; nothing is installed).
+torch-cka is compared only when importable (it is not a dependency; install it by hand to
+compare: ``pip install --no-deps torch-cka==0.21``).
 
 Usage:
     .venv/bin/python benchmarks/bench_metrics.py [--repeats 5] [--out
@@ -128,13 +129,68 @@ def bench_minibatch(repeats: int, lines: list[str]) -> None:
             f"{n:>6} {d:>5}  {key:<26} {t:>9.4f} {ratio:>8.3f} {paired[key]:>8.3f} {ok:>7}"
         )
         print(lines[-1], flush=True)
+    bench_torch_cka(repeats, lines)
+
+
+TORCH_CKA_SIZES = [(10000, 512, 256), (10000, 2048, 256), (10000, 512, 1024), (10000, 2048, 1024)]
+
+
+def bench_torch_cka(repeats: int, lines: list[str]) -> None:
+    """Our minibatch CKA against torch-cka's ``CKA.compare`` on the same batches, same order.
+
+    torch-cka takes models and data loaders: each side is an ``nn.Identity`` layer fed the
+    precomputed features, so its forward pass costs nothing and what is timed is its HSIC
+    loop (its own code, unchanged). Both see the same consecutive batches of m rows.
+    """
     try:
-        import torch_cka  # noqa: F401
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+        from torch_cka import CKA
     except ImportError:
         lines.append("torch-cka: not installed in this environment; comparison skipped")
-    else:  # pragma: no cover - not a dependency
-        lines.append("torch-cka: installed but its comparison is not implemented here")
-    print(lines[-1], flush=True)
+        print(lines[-1], flush=True)
+        return
+    import warnings
+
+    from empirical.minibatch import minibatch_cka
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # its progress bar, per call
+    lines += ["", "minibatch CKA vs torch-cka 0.21 (CKA.compare on nn.Identity, same batches)"]
+    for n, d, m in TORCH_CKA_SIZES:
+        x, y = _data(n, d)
+        n_used = (n // m) * m  # torch-cka's loader keeps a last partial batch: drop it for both
+        x, y = x[:n_used], y[:n_used]
+        dx = DataLoader(TensorDataset(torch.from_numpy(x)), batch_size=m, shuffle=False)
+        dy = DataLoader(TensorDataset(torch.from_numpy(y)), batch_size=m, shuffle=False)
+
+        def theirs(dx: DataLoader = dx, dy: DataLoader = dy) -> float:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cka = CKA(
+                    torch.nn.Sequential(torch.nn.Identity()),
+                    torch.nn.Sequential(torch.nn.Identity()),
+                    model1_name="x", model2_name="y", model1_layers=["0"], model2_layers=["0"],
+                )  # fmt: skip
+                cka.compare(dx, dy)
+            return float(cka.hsic_matrix[0, 0])
+
+        fns: dict[str, Callable[[], object]] = {
+            "floor": lambda x=x, y=y, m=m: [
+                (x[i : i + m] @ x[i : i + m].T, y[i : i + m] @ y[i : i + m].T)
+                for i in range(0, x.shape[0], m)
+            ],
+            "minibatch_cka": lambda x=x, y=y, m=m: minibatch_cka(x, y, m),
+            "torch-cka": theirs,
+        }
+        med, _ = _interleaved(fns, repeats)
+        ours, ref = minibatch_cka(x, y, m), theirs()
+        lines.append(
+            f"{n_used:>6} {d:>5} m={m:<5} ours {med['minibatch_cka']:.4f} s, torch-cka "
+            f"{med['torch-cka']:.4f} s: ours {med['torch-cka'] / med['minibatch_cka']:.2f}x faster "
+            f"({'met' if med['minibatch_cka'] < med['torch-cka'] else 'MISSED'}); values "
+            f"{ours:.6f} vs {ref:.6f} (torch-cka computes in float32)"
+        )
+        print(lines[-1], flush=True)
 
 
 def bench_streaming(lines: list[str]) -> None:

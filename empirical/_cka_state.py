@@ -5,6 +5,7 @@ See :mod:`empirical.cka` for the estimator and :mod:`empirical._numerics` for th
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,11 +58,16 @@ def _init_sums(state: CKAState, x: np.ndarray, y: np.ndarray) -> None:
     state.sums = {k: np.zeros(shape, dtype=np.float64) for k, shape in names.items()}
 
 
+MATRICES = frozenset({"suu", "svv", "suv"})
+"""The d x d sums: held in the input dtype while only one chunk has been added (see
+:func:`_add_chunks`), float64 afterwards. Every other sum is float64 from the start."""
+
+
 def _rescale(state: CKAState, rx: int, ry: int) -> None:
     """Express the sums in a frame whose exponents grew by -rx, -ry (exact: powers of two)."""
     for key, total in state.sums.items():
         px, py = DEGREES[key]
-        state.sums[key] = np.ldexp(total, px * rx + py * ry)
+        state.sums[key] = np.ldexp(total.astype(np.float64, copy=False), px * rx + py * ry)
 
 
 def _cka_update(
@@ -91,25 +97,53 @@ def _cka_update(
         )
     assert state.frame_x is not None
     assert state.frame_y is not None
-    if xa.shape[0] > CHUNK:  # several chunks: keep the state unchanged if one is refused
-        saved = ({k: v.copy() for k, v in state.sums.items()}, state.frame_x.exp, state.frame_y.exp)
+    step = CHUNK
+    if xa.shape[0] > step:  # several chunks: keep the state unchanged if one is refused
+        first = state.n == 0  # nothing accumulated yet: restart from a fresh frame instead
+        saved = (
+            {} if first else {k: v.copy() for k, v in state.sums.items()},
+            state.frame_x.exp,
+            state.frame_y.exp,
+        )
         try:
-            return _add_chunks(state, xa, ya)
+            return _add_chunks(state, xa, ya, step)
         except ValueError:
-            state.sums = saved[0]
-            state.frame_x.exp, state.frame_y.exp = saved[1], saved[2]
+            if first:
+                _init_sums(state, xa, ya)
+            else:
+                state.sums = saved[0]
+                state.frame_x.exp, state.frame_y.exp = saved[1], saved[2]
             raise
-    return _add_chunks(state, xa, ya)
+    return _add_chunks(state, xa, ya, step)
 
 
-def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray) -> CKAState:
+_LOCAL = threading.local()
+
+BUFFER_BYTES = 64 << 20
+"""Centring buffers up to this size are kept per thread between calls (at most two, one for X
+and one for Y): fresh pages cost more than the centring itself on some machines."""
+
+
+def _buffer(side: str, rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
+    """A (rows, cols) scratch array of ``dtype``, reused across calls in this thread."""
+    size = rows * cols
+    held = getattr(_LOCAL, side, None)
+    if held is not None and held.dtype == dtype and held.size >= size:
+        return held[:size].reshape(rows, cols)
+    buf = np.empty(size, dtype)
+    if buf.nbytes <= BUFFER_BYTES:
+        setattr(_LOCAL, side, buf)
+    return buf.reshape(rows, cols)
+
+
+def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray, step: int) -> CKAState:
     fx, fy = state.frame_x, state.frame_y
     assert fx is not None
     assert fy is not None
-    rows = min(CHUNK, xa.shape[0])
-    bx, by = np.empty((rows, xa.shape[1]), xa.dtype), np.empty((rows, ya.shape[1]), ya.dtype)
-    for start in range(0, xa.shape[0], CHUNK):
-        xc, yc = xa[start : start + CHUNK], ya[start : start + CHUNK]
+    rows = min(step, xa.shape[0])
+    bx, by = _buffer("x", rows, xa.shape[1], xa.dtype), _buffer("y", rows, ya.shape[1], ya.dtype)
+    for start in range(0, xa.shape[0], step):
+        xc, yc = xa[start : start + step], ya[start : start + step]
         # Fast path: centre, multiply, then check the products' range (the diagonal bounds
         # every entry); redo the chunk with its own scale only when they are out of range.
         u, v = centred_rows(fx, xc, bx), centred_rows(fy, yc, by)
@@ -123,7 +157,12 @@ def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray) -> CKAState:
             prods = _products(u, v, state.row_stats)
         for key, value in prods.items():
             if state.n == 0 and start == 0:  # first chunk: no zeros to read
-                state.sums[key] = np.asarray(value, dtype=np.float64)
+                # The d x d products stay in the input dtype until a second chunk arrives
+                # (exact: a float32 value converts to float64 without rounding). A fresh
+                # float64 copy of each would cost more than the products at large d.
+                state.sums[key] = value if key in MATRICES else np.asarray(value, np.float64)
+            elif state.sums[key].dtype != np.float64:
+                state.sums[key] = np.add(state.sums[key], value, dtype=np.float64)
             else:
                 state.sums[key] += value
     state.n += int(xa.shape[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 @dataclass
 class CentredMoments:
     """Centred moments of paired features X (n, d1), Y (n, d2), float64, in frame units.
+
+    ``suu``, ``svv``, ``suv`` are the uncentred sums; they keep the input dtype when a single
+    chunk was accumulated (exact), and every reduction of them here runs in float64.
 
     ``cxx = W~^T W~`` (d1, d1), ``cyy`` (d2, d2), ``cxy = W~^T V~`` (d1, d2) where W~ are the
     centred rows of X times 2**-exp_x (V~ likewise for Y with exp_y): every metric built from
@@ -74,7 +78,8 @@ class CentredMoments:
             )
 
         def expand(c: np.ndarray, a: np.ndarray, b: np.ndarray, ab: float) -> float:
-            return float(np.vdot(c, c)) - 2.0 * n * float(a @ (c @ b)) + n * n * ab
+            sq, cb = _square_and_apply(c, b)
+            return sq - 2.0 * n * float(a @ cb) + n * n * ab
 
         return (
             expand(self.suv, mu, mv, alpha * beta),
@@ -84,6 +89,37 @@ class CentredMoments:
 
 
 EXPAND_RATIO = 10.0
+
+BLOCK = 1 << 16
+"""Entries of a float32 sum converted to float64 at a time (512 KiB): the reductions below
+never build a float64 copy of a whole d x d matrix."""
+
+
+def _row_blocks(c: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """Row blocks of ``c`` (d1, d2) as float64 arrays (views when ``c`` is float64)."""
+    if c.dtype == np.float64:
+        yield slice(0, c.shape[0]), c
+        return
+    step = max(1, BLOCK // max(c.shape[1], 1))
+    for i in range(0, c.shape[0], step):
+        yield slice(i, i + step), c[i : i + step].astype(np.float64)
+
+
+def _square_and_apply(c: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
+    """(||c||_F^2, c b) for ``c`` (d1, d2) of any float dtype and ``b`` (d2,), in float64."""
+    sq, cb = 0.0, np.empty(c.shape[0])
+    for rows, blk in _row_blocks(c):
+        sq += float(np.vdot(blk, blk))
+        cb[rows] = blk @ b
+    return sq, cb
+
+
+def _bilinear(a: np.ndarray, c: np.ndarray, b: np.ndarray) -> float:
+    """a^T c b in float64 for ``c`` (d1, d2) of any float dtype."""
+    cb = np.empty(c.shape[0])
+    for rows, blk in _row_blocks(c):
+        cb[rows] = blk @ b
+    return float(a @ cb)
 
 
 def _is_constant(frame: Frame, mu: np.ndarray, n: int, tr: float) -> bool:
@@ -134,7 +170,8 @@ def centred_moments(state: CKAState) -> CentredMoments:
     s = state.sums
     mu, mv = s["su"] / n, s["sv"] / n
     alpha, beta = float(mu @ mu), float(mv @ mv)
-    sa, sb = float(np.trace(s["suu"])), float(np.trace(s["svv"]))
+    sa = float(np.trace(s["suu"], dtype=np.float64))
+    sb = float(np.trace(s["svv"], dtype=np.float64))
     tr_x, tr_y = max(sa - n * alpha, 0.0), max(sb - n * beta, 0.0)
     if state.row_stats:
         row_xy = (
@@ -143,21 +180,21 @@ def centred_moments(state: CKAState) -> CentredMoments:
             - 2 * float(mu @ s["sbu"])
             + beta * sa
             + alpha * sb
-            + 4 * float(mu @ s["suv"] @ mv)
+            + 4 * _bilinear(mu, s["suv"], mv)
             - 3 * n * alpha * beta
         )
         row_xx = (
             float(s["saa"])
             - 4 * float(mu @ s["sau"])
             + 2 * alpha * sa
-            + 4 * float(mu @ s["suu"] @ mu)
+            + 4 * _bilinear(mu, s["suu"], mu)
             - 3 * n * alpha * alpha
         )
         row_yy = (
             float(s["sbb"])
             - 4 * float(mv @ s["sbv"])
             + 2 * beta * sb
-            + 4 * float(mv @ s["svv"] @ mv)
+            + 4 * _bilinear(mv, s["svv"], mv)
             - 3 * n * beta * beta
         )
     else:

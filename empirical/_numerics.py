@@ -137,14 +137,17 @@ def new_frame(x: np.ndarray, name: str, rows: int = SHIFT_ROWS) -> Frame:
     The shift is their float64 mean (rounded to ``x``'s dtype), the exponent that of their
     largest |x - shift| (0 when within 2**BAND of 1).
     """
-    head = x[:rows].astype(np.float64)
+    head = x[:rows]
     check_finite(head, name)
     with np.errstate(over="ignore"):
-        shift = head.mean(0).astype(x.dtype)
+        shift = head.mean(0, dtype=np.float64).astype(x.dtype)  # float64 sums, no copy
     if not np.isfinite(shift).all():  # |x| near the dtype's max: the halves do not overflow
-        shift = np.ldexp(np.ldexp(head, -2).mean(0), 2).astype(x.dtype)
+        shift = np.ldexp(np.ldexp(head.astype(np.float64), -2).mean(0), 2).astype(x.dtype)
     frame = Frame(shift=shift.astype(np.float64), dtype=x.dtype, name=name)
-    amax = _extremes(head - frame.shift)
+    with np.errstate(over="ignore", invalid="ignore"):
+        amax = _extremes(head - shift)  # only its binary exponent is used: the input dtype will do
+    if not math.isfinite(amax):  # the difference overflowed the input dtype
+        amax = _extremes(head.astype(np.float64) - frame.shift)
     if amax > 0.0:
         e = math.frexp(amax)[1]
         frame.exp = 0 if abs(e) <= BAND else e

@@ -195,3 +195,19 @@ def test_minibatch_cka_averages_hsic_over_batches() -> None:
     assert abs(minibatch_cka(x, y, batch_size=32) - linear_cka(x, y)) > 1e-4
     with pytest.raises(ValueError, match="batch_size"):
         minibatch_cka(x, y, batch_size=3)
+
+
+def test_reused_centring_buffers_never_leak_between_calls_or_threads() -> None:
+    # The centring buffers are kept per thread between calls (empirical._cka_state._buffer):
+    # a call after a larger, a smaller, a float32 and a wider one, and the same calls run in
+    # four threads at once, must give exactly the values of the first, serial calls.
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [_pair(s, n=n, d1=d1) for s, n, d1 in ((1, 500, 8), (2, 50, 3), (3, 800, 12))]
+    cases.append((cases[0][0].astype(np.float32), cases[0][1].astype(np.float32)))
+    first = [linear_cka(x, y, debiased=True) for x, y in cases]
+    again = [linear_cka(x, y, debiased=True) for x, y in reversed(cases)][::-1]
+    assert again == first
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda c: linear_cka(*c, debiased=True), cases * 8))
+    assert threaded == first * 8

@@ -225,6 +225,27 @@ def test_streaming_survives_a_later_batch_at_a_much_larger_scale() -> None:
     assert acc.compute() == pytest.approx(ref, abs=1e-12)
 
 
+def test_float32_sums_are_exact_across_a_rescale_and_later_chunks() -> None:
+    # A single float32 chunk keeps its d x d sums in float32 (exact) until a later batch
+    # arrives; here the later batch is 1e30 larger, so the frame is rescaled (the float32
+    # sums go to float64 first: 2**-degree*e would underflow in float32) and a third batch
+    # is added in place to the float64 sums.
+    x, y = _pair(11, n=600)
+    w = np.ones((600, 1))
+    w[200:400] = 1e30
+    x32, y32 = (x * w).astype(np.float32), y.astype(np.float32)
+    acc = StreamingLinearCKA(debiased=True)
+    for i in range(0, 600, 200):
+        acc.update(x32[i : i + 200], y32[i : i + 200])
+    assert acc.state.sums["suu"].dtype == np.float64
+    ref64 = ref_cka(x32.astype(np.float64), y32.astype(np.float64))
+    assert acc.compute(debiased=False) == pytest.approx(ref64, abs=1e-6)
+    one = StreamingLinearCKA()
+    one.update(x32[:200], y32[:200])
+    assert one.state.sums["suu"].dtype == np.float32  # one chunk: no float64 copy yet
+    assert one.compute() == pytest.approx(ref_cka(x[:200], y[:200]), abs=1e-6)
+
+
 # --- invariances over the whole float64 range, against the independent references ------------
 
 
