@@ -13,6 +13,7 @@ The digits study is cached in the work folder as ``split_depth_study.csv`` besid
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +158,98 @@ def split_depth_data(settings: Mapping[str, Any], workdir: Path) -> pd.DataFrame
         rows.append({"panel": panel, "series": label, "kind": "line",
                      "x": int(r["client_blocks"]), "y": float(r["value"]),
                      "cut": r["cut"]})  # fmt: skip
+    rows += _alignment_samples(per_seed)
     rows += _linear_rows(settings)
     return tidy(rows)
+
+
+ALIGN_METRICS = ("global", "local")
+"""Metrics whose change under alignment the caption reports (beta > 0 minus beta = 0)."""
+
+
+def _alignment_samples(per_seed: pd.DataFrame) -> list[Row]:
+    """Per-seed effect of alignment: accuracy at beta minus at beta = 0 (points), same cut.
+
+    Rows of panel ``{shift}-align-{metric}``, kind ``sample`` (not drawn; the caption's
+    records are computed from them by :func:`split_depth_trends`).
+    """
+    rows: list[Row] = []
+    keys = ["shift", "mode", "cut", "client_blocks", "seed"]
+    for metric in ALIGN_METRICS:
+        part = per_seed[per_seed["metric"] == metric]
+        base = part[part["beta"] == 0.0].set_index(keys)["value"]
+        if base.empty:
+            continue
+        for _, r in part[part["beta"] > 0.0].iterrows():
+            ref = base.get(tuple(r[k] for k in keys))
+            if ref is None:
+                continue
+            rows.append({"panel": f"{r['shift']}-align-{metric}",
+                         "series": f"{r['mode']} β={r['beta']:g}", "kind": "sample",
+                         "x": int(r["client_blocks"]), "y": 100.0 * (r["value"] - ref),
+                         "cut": r["cut"], "seed": int(r["seed"])})  # fmt: skip
+    return rows
+
+
+@dataclass(frozen=True)
+class AlignTrend:
+    """Alignment's effect at one (mode, beta, cut): mean and range over seeds, in points.
+
+    ``sign`` is +1 when the whole seed range is above 0 (alignment raised the metric), -1
+    when below, 0 when it holds 0 (a tie; with one seed only an exact 0 is a tie).
+    """
+
+    panel: str
+    series: str
+    cut: str
+    value: float
+    lo: float
+    hi: float
+    sign: int
+    n_seeds: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record."""
+        return asdict(self)
+
+
+def split_depth_trends(data: pd.DataFrame) -> list[AlignTrend]:
+    """The caption's records, from the ``sample`` rows of the ``*-align-*`` panels."""
+    rows = data[(data["kind"] == "sample") & data["panel"].str.contains("-align-")]
+    out: list[AlignTrend] = []
+    for (panel, series, cut), block in rows.groupby(["panel", "series", "cut"], sort=True):
+        y = block["y"].to_numpy(dtype=float)
+        lo, hi = float(y.min()), float(y.max())
+        sign = 1 if lo > 0 else (-1 if hi < 0 else 0)
+        out.append(AlignTrend(str(panel), str(series), str(cut), float(y.mean()), lo, hi,
+                              sign, int(block["seed"].nunique())))  # fmt: skip
+    return out
+
+
+def split_depth_describe(records: Sequence[AlignTrend]) -> str:
+    """One sentence per shift and metric: where alignment raised, lowered or tied it."""
+    words = {"global": "others' accuracy", "local": "local accuracy"}
+    sentences = []
+    for panel in dict.fromkeys(r.panel for r in records):
+        mine = [r for r in records if r.panel == panel]
+        shift, metric = panel.split("-align-")
+        up = [r for r in mine if r.sign > 0]
+        down = [r for r in mine if r.sign < 0]
+        seeds = min(r.n_seeds for r in mine)
+        best = max(mine, key=lambda r: r.value)
+        worst = min(mine, key=lambda r: r.value)
+        sentences.append(
+            f"Digits {shift}, {words[metric]}, alignment (beta > 0) minus beta = 0 at the same "
+            f"cut and mode, {seeds} seed{'s' if seeds != 1 else ''}: higher at {len(up)}, lower "
+            f"at {len(down)}, tie at {len(mine) - len(up) - len(down)} of {len(mine)} points; "
+            f"largest {_pts(best.value)} ({best.series}, cut {best.cut}), smallest "
+            f"{_pts(worst.value)} ({worst.series}, cut {worst.cut})."
+        )
+    return " ".join(sentences)
+
+
+def _pts(value: float) -> str:
+    return f"{value:+.3g} points"
 
 
 def _colors(data: pd.DataFrame) -> dict[str, str]:
@@ -177,9 +268,12 @@ def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = N
     """Twelve panels: 2 shifts x 4 digits metrics, client cost, 3 linear-model metrics."""
     fig, axes = new_figure(ax, 12, ncols=4, size=3.0)
     colors = _colors(data)
-    shifts = [p.split("-")[0] for p in data["panel"].unique() if p.endswith("-local")]
+    panels = set(data["panel"])  # the *-align-* panels hold caption samples, not drawn
+    shifts = sorted(
+        {p.split("-")[0] for p in panels if p.endswith("-local") and "-align-" not in p}
+    )
     specs: list[tuple[str, str, str, str]] = []
-    for shift in sorted(shifts)[:2]:
+    for shift in shifts[:2]:
         specs += [(f"{shift}-{m}", f"digits {shift}: {TITLES[m]}", "client blocks (cut front+back)",
                    label) for m, label in REAL_METRICS]  # fmt: skip
     specs.append(("cost", "client cost of the cut", "client blocks", "client parameters"))
@@ -224,11 +318,14 @@ SPEC = FigureSpec(
         "Cost: client-side parameters (left axis) and FLOPs per sample (right axis) of each "
         "cut. Linear model: "
         "gradient descent on the head and the first r of the k rows of B with the align "
-        "penalty beta, against r/k; means over seeds and clients. No trend is claimed."
+        "penalty beta, against r/k; means over seeds and clients. A difference whose seed "
+        "range holds 0 is a tie."
     ),
     settings=split_depth_settings,
     data=split_depth_data,
     plot=split_depth_plot,
+    trends=split_depth_trends,
+    describe=split_depth_describe,
 )
 
 # The figures this module declares, read by figures.registry (no registration on import).

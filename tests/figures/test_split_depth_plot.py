@@ -91,3 +91,36 @@ def test_client_block_axes_tick_whole_blocks(figure: Any) -> None:
             ticks = [t for t in axis.get_xticks() if 1 <= t <= 3]
             assert ticks
             assert all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_alignment_records_are_computed_from_the_per_seed_rows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # _fake gives value = 0.1 * blocks + beta, the same for every seed: alignment raises both
+    # accuracies by 100 * beta points at every point, and the caption must say so.
+    monkeypatch.setattr(study_module, "split_depth_study", _fake)
+    settings = sdf.split_depth_settings(True) | {"seeds": [0], "real_seeds": [0, 1], "steps": 2}
+    data = sdf.split_depth_data(settings, tmp_path)
+    records = sdf.split_depth_trends(data)
+    n_points = len(settings["modes"]) * len(settings["cuts"]) * 2  # betas 0.25 and 1 vs 0
+    assert len(records) == 2 * 2 * n_points  # 2 shifts x 2 metrics
+    for r in records:
+        beta = float(r.series.split("β=")[1])
+        assert (r.value, r.lo, r.hi, r.sign, r.n_seeds) == pytest.approx(
+            (100 * beta, 100 * beta, 100 * beta, 1, 2)
+        )
+    caption = sdf.SPEC.render_caption(list(records))
+    assert f"higher at {n_points}, lower at 0, tie at 0 of {n_points} points" in caption
+    # Negative control: alignment that lowers one seed's and raises another's accuracy is a tie.
+    flipped = data.copy()
+    rows = (flipped["kind"] == "sample") & (flipped["seed"] == 1)
+    flipped.loc[rows, "y"] = -flipped.loc[rows, "y"]
+    caption2 = sdf.SPEC.render_caption(list(sdf.split_depth_trends(flipped)))
+    assert f"higher at 0, lower at 0, tie at {n_points} of {n_points} points" in caption2
+
+
+def test_align_panels_are_not_drawn_and_shifts_are_not_doubled(figure: Any) -> None:
+    data, fig = figure
+    titles = [t for a in fig.axes if (t := a.get_title(loc="left") or a.get_title())]
+    assert not any("align" in t for t in titles)
+    assert len(titles) == len(set(titles)) == 12  # 2 shifts x 4 metrics, cost, 3 linear
