@@ -97,8 +97,7 @@ def _cka_update(
         )
     assert state.frame_x is not None
     assert state.frame_y is not None
-    step = CHUNK
-    if xa.shape[0] > step:  # several chunks: keep the state unchanged if one is refused
+    if xa.shape[0] > CHUNK:  # several chunks: keep the state unchanged if one is refused
         first = state.n == 0  # nothing accumulated yet: restart from a fresh frame instead
         saved = (
             {} if first else {k: v.copy() for k, v in state.sums.items()},
@@ -106,7 +105,7 @@ def _cka_update(
             state.frame_y.exp,
         )
         try:
-            return _add_chunks(state, xa, ya, step)
+            return _add_chunks(state, xa, ya)
         except ValueError:
             if first:
                 _init_sums(state, xa, ya)
@@ -114,7 +113,7 @@ def _cka_update(
                 state.sums = saved[0]
                 state.frame_x.exp, state.frame_y.exp = saved[1], saved[2]
             raise
-    return _add_chunks(state, xa, ya, step)
+    return _add_chunks(state, xa, ya)
 
 
 _LOCAL = threading.local()
@@ -136,14 +135,14 @@ def _buffer(side: str, rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
     return buf.reshape(rows, cols)
 
 
-def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray, step: int) -> CKAState:
+def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray) -> CKAState:
     fx, fy = state.frame_x, state.frame_y
     assert fx is not None
     assert fy is not None
-    rows = min(step, xa.shape[0])
+    rows = min(CHUNK, xa.shape[0])
     bx, by = _buffer("x", rows, xa.shape[1], xa.dtype), _buffer("y", rows, ya.shape[1], ya.dtype)
-    for start in range(0, xa.shape[0], step):
-        xc, yc = xa[start : start + step], ya[start : start + step]
+    for start in range(0, xa.shape[0], CHUNK):
+        xc, yc = xa[start : start + CHUNK], ya[start : start + CHUNK]
         # Fast path: centre, multiply, then check the products' range (the diagonal bounds
         # every entry); redo the chunk with its own scale only when they are out of range.
         u, v = centred_rows(fx, xc, bx), centred_rows(fy, yc, by)
