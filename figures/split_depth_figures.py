@@ -281,6 +281,7 @@ def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = N
               for m, label in LINEAR_METRICS]  # fmt: skip
     for axis, (panel, title, xlabel, ylabel) in zip(axes, specs, strict=False):
         draw(axis, data, panel, colors)
+        _bands(axis, data, panel, colors)
         # one legend per row: the series (and their colours) are the same in every panel
         finish(axis, title, xlabel, ylabel, legend=panel.endswith(("-local", "-local_loss")))
         if not panel.startswith("linear-"):  # whole client blocks only
@@ -289,6 +290,21 @@ def split_depth_plot(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = N
             _flops_axis(axis, data, colors)
     fig.suptitle("Split depth and alignment: digits (FlexP variant) and the linear model")
     return fig
+
+
+def _bands(axis: Axes, data: pd.DataFrame, panel: str, colors: dict[str, str]) -> None:
+    """Draw the range over seeds of each line as a light band of the line's colour.
+
+    None is drawn for a series without a range (one seed, the cost and linear panels).
+    """
+    rows = data[(data["panel"] == panel) & (data["kind"] == "line")]
+    for series, block in rows.groupby("series", sort=False):
+        lo, hi = block["y_lo"].to_numpy(dtype=float), block["y_hi"].to_numpy(dtype=float)
+        if np.isnan(lo).all() or (np.nan_to_num(hi - lo) == 0).all():
+            continue
+        band = axis.fill_between(block["x"].to_numpy(dtype=float), lo, hi, lw=0, alpha=0.15,
+                                 color=colors.get(str(series), "#949494"))  # fmt: skip
+        band.set_gid(f"{panel}|{series}|range")
 
 
 def _flops_axis(axis: Axes, data: pd.DataFrame, colors: dict[str, str]) -> None:

@@ -124,3 +124,33 @@ def test_align_panels_are_not_drawn_and_shifts_are_not_doubled(figure: Any) -> N
     titles = [t for a in fig.axes if (t := a.get_title(loc="left") or a.get_title())]
     assert not any("align" in t for t in titles)
     assert len(titles) == len(set(titles)) == 12  # 2 shifts x 4 metrics, cost, 3 linear
+
+
+def test_real_panels_draw_the_seed_range_the_caption_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The caption says "bands the range over seeds": with seeds that differ, every real
+    # series gets one band spanning exactly its lo..hi; with one seed none is drawn.
+    def varied(config: Any, progress: Any = None) -> pd.DataFrame:
+        frame = _fake(config)
+        frame["value"] = frame["value"] + 0.01 * frame["seed"]
+        return frame
+
+    monkeypatch.setattr(study_module, "split_depth_study", varied)
+    settings = sdf.split_depth_settings(True) | {"seeds": [0], "real_seeds": [0, 1], "steps": 2}
+    data = sdf.split_depth_data(settings, tmp_path)
+    fig = sdf.split_depth_plot(data)
+    bands = [c for a in fig.axes for c in a.collections if str(c.get_gid()).endswith("|range")]
+    real = data[(data["kind"] == "line") & data["panel"].str.match(r"(covariate|concept)-")]
+    assert len(bands) == real.groupby(["panel", "series"]).ngroups > 0
+    for band in bands:
+        panel, series, _ = str(band.get_gid()).split("|")
+        block = real[(real["panel"] == panel) & (real["series"] == series)]
+        ys = band.get_paths()[0].vertices[:, 1]
+        assert ys.min() == pytest.approx(block["y_lo"].min())
+        assert ys.max() == pytest.approx(block["y_hi"].max())
+
+
+def test_one_seed_draws_no_band(figure: Any) -> None:
+    _, fig = figure
+    assert not [c for a in fig.axes for c in a.collections if str(c.get_gid()).endswith("|range")]
