@@ -39,10 +39,13 @@ class CKAState:
     U^T U (d1, d1), ``svv`` (d2, d2), ``suv`` = U^T V (d1, d2). With ``row_stats`` (needed by
     the debiased estimator only) also the row norms a_i = ||u_i||^2, b_i = ||v_i||^2 in
     ``saa, sbb, sab`` and the vectors ``sau`` = sum a_i u_i, ``sbu``, ``sav``, ``sbv``.
+    ``low_rows``: rows whose products the d x d sums hold in the input dtype (0 once they
+    are float64; see ``MATRICES``).
     """
 
     row_stats: bool = True
     n: int = 0
+    low_rows: int = 0
     frame_x: Frame | None = None
     frame_y: Frame | None = None
     sums: dict[str, np.ndarray] = field(default_factory=dict)
@@ -59,8 +62,9 @@ def _init_sums(state: CKAState, x: np.ndarray, y: np.ndarray) -> None:
 
 
 MATRICES = frozenset({"suu", "svv", "suv"})
-"""The d x d sums: held in the input dtype while only one chunk has been added (see
-:func:`_add_chunks`), float64 afterwards. Every other sum is float64 from the start."""
+"""The d x d sums: held in the input dtype while they sum the products of at most CHUNK rows
+(the precision of a single product of CHUNK rows: each later chunk adds one rounding in place),
+float64 afterwards (see :func:`_add_chunks`). Every other sum is float64 from the start."""
 
 
 def _rescale(state: CKAState, rx: int, ry: int) -> None:
@@ -97,23 +101,26 @@ def _cka_update(
         )
     assert state.frame_x is not None
     assert state.frame_y is not None
-    if xa.shape[0] > CHUNK:  # several chunks: keep the state unchanged if one is refused
+    rows = chunk_rows(xa, ya)
+    if xa.shape[0] > rows:  # several chunks: keep the state unchanged if one is refused
         first = state.n == 0  # nothing accumulated yet: restart from a fresh frame instead
         saved = (
             {} if first else {k: v.copy() for k, v in state.sums.items()},
             state.frame_x.exp,
             state.frame_y.exp,
+            state.low_rows,
         )
         try:
-            return _add_chunks(state, xa, ya)
+            return _add_chunks(state, xa, ya, rows)
         except ValueError:
             if first:
                 _init_sums(state, xa, ya)
+                state.low_rows = 0
             else:
                 state.sums = saved[0]
-                state.frame_x.exp, state.frame_y.exp = saved[1], saved[2]
+                state.frame_x.exp, state.frame_y.exp, state.low_rows = saved[1:]
             raise
-    return _add_chunks(state, xa, ya)
+    return _add_chunks(state, xa, ya, rows)
 
 
 _LOCAL = threading.local()
@@ -135,37 +142,68 @@ def _buffer(side: str, rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
     return buf.reshape(rows, cols)
 
 
-def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray) -> CKAState:
+def chunk_rows(xa: np.ndarray, ya: np.ndarray) -> int:
+    """Rows per chunk of paired features ``xa`` (n, d1), ``ya`` (n, d2).
+
+    At most CHUNK, and few enough that each centring buffer fits BUFFER_BYTES (so that it is
+    kept between calls; MIN_ROWS at least); balanced: n rows are split into ceil(n / cap)
+    equal chunks rather than full chunks and a small remainder.
+    """
+    widest = max(xa.shape[1] * xa.itemsize, ya.shape[1] * ya.itemsize, 1)
+    cap = min(CHUNK, max(MIN_ROWS, BUFFER_BYTES // widest))
+    n = max(xa.shape[0], 1)
+    return -(-n // -(-n // cap))
+
+
+MIN_ROWS = 256
+"""Fewest rows per chunk, however wide the features (a product of fewer rows runs slowly)."""
+
+
+def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray, rows: int) -> CKAState:
     fx, fy = state.frame_x, state.frame_y
     assert fx is not None
     assert fy is not None
-    rows = min(CHUNK, xa.shape[0])
+    rows = min(rows, xa.shape[0])
     bx, by = _buffer("x", rows, xa.shape[1], xa.dtype), _buffer("y", rows, ya.shape[1], ya.dtype)
-    for start in range(0, xa.shape[0], CHUNK):
-        xc, yc = xa[start : start + CHUNK], ya[start : start + CHUNK]
+    for start in range(0, xa.shape[0], rows):
+        xc, yc = xa[start : start + rows], ya[start : start + rows]
+        first = state.n == 0 and start == 0
+        # Later chunks multiply into kept scratch matrices (never stored: _accumulate adds
+        # them), so that no chunk but the first pays for fresh d x d pages.
+        scratch = None if first else _scratch(xa.shape[1], ya.shape[1], xa.dtype, ya.dtype)
         # Fast path: centre, multiply, then check the products' range (the diagonal bounds
         # every entry); redo the chunk with its own scale only when they are out of range.
         u, v = centred_rows(fx, xc, bx), centred_rows(fy, yc, by)
         with np.errstate(all="ignore"):  # an overflow here only sends the chunk to the slow path
-            prods = _products(u, v, state.row_stats)
+            prods = _products(u, v, state.row_stats, scratch)
         if not _usable(prods, fx, fy):
             u, rx = scaled_rows(fx, xc, bx)
             v, ry = scaled_rows(fy, yc, by)
             if rx or ry:
                 _rescale(state, rx, ry)
-            prods = _products(u, v, state.row_stats)
-        for key, value in prods.items():
-            if state.n == 0 and start == 0:  # first chunk: no zeros to read
-                # The d x d products stay in the input dtype until a second chunk arrives
-                # (exact: a float32 value converts to float64 without rounding). A fresh
-                # float64 copy of each would cost more than the products at large d.
-                state.sums[key] = value if key in MATRICES else np.asarray(value, np.float64)
-            elif state.sums[key].dtype != np.float64:
-                state.sums[key] = np.add(state.sums[key], value, dtype=np.float64)
-            else:
-                state.sums[key] += value
+            prods = _products(u, v, state.row_stats, scratch)
+        _accumulate(state, prods, first=first, rows=xc.shape[0])
     state.n += int(xa.shape[0])
     return state
+
+
+def _accumulate(state: CKAState, prods: dict[str, np.ndarray], first: bool, rows: int) -> None:
+    """Add one chunk's sums to the state's (see ``MATRICES`` for the d x d ones)."""
+    low = state.low_rows > 0 and state.low_rows + rows <= CHUNK
+    for key, value in prods.items():
+        if first:  # no zeros to read
+            # The d x d products stay in the input dtype (exact: a float32 value converts to
+            # float64 without rounding): fresh float64 copies would cost more than the
+            # products at large d.
+            state.sums[key] = value if key in MATRICES else np.asarray(value, np.float64)
+        elif state.sums[key].dtype == np.float64:
+            state.sums[key] += value
+        elif low and value.dtype == state.sums[key].dtype:
+            state.sums[key] += value  # in place, in the input dtype
+        else:
+            state.sums[key] = np.add(state.sums[key], value, dtype=np.float64)
+    held = state.sums["suu"].dtype != np.float64
+    state.low_rows = (rows if first else state.low_rows + rows) if held else 0
 
 
 def _usable(prods: dict[str, np.ndarray], fx: Frame, fy: Frame) -> bool:
@@ -181,9 +219,39 @@ def _usable(prods: dict[str, np.ndarray], fx: Frame, fy: Frame) -> bool:
     return all(bool(np.isfinite(prods[k]).all()) for k in vectors if k in prods)
 
 
-def _products(u: np.ndarray, v: np.ndarray, row_stats: bool) -> dict[str, np.ndarray]:
-    """The sums of one chunk of framed rows, products in the input dtype."""
-    out = {"suu": u.T @ u, "svv": v.T @ v, "suv": u.T @ v}  # syrk, syrk, GEMM
+def _scratch(d1: int, d2: int, dx: np.dtype, dy: np.dtype) -> dict[str, np.ndarray] | None:
+    """Kept (d1, d1), (d2, d2), (d1, d2) matrices for a chunk's products, reused per thread.
+
+    None when they would take more than BUFFER_BYTES (then each product gets fresh memory).
+    """
+    dxy = np.result_type(dx, dy)
+    shapes = {"suu": ((d1, d1), dx), "svv": ((d2, d2), dy), "suv": ((d1, d2), dxy)}
+    if sum(a * b * np.dtype(t).itemsize for (a, b), t in shapes.values()) > BUFFER_BYTES:
+        return None
+    held = getattr(_LOCAL, "products", None)
+    if held is None or any(
+        held[k].shape != sh or held[k].dtype != t for k, (sh, t) in shapes.items()
+    ):
+        held = {k: np.empty(sh, t) for k, (sh, t) in shapes.items()}
+        _LOCAL.products = held
+    return held
+
+
+def _products(
+    u: np.ndarray, v: np.ndarray, row_stats: bool, out: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """The sums of one chunk of framed rows, products in the input dtype.
+
+    The d x d products are written into ``out``'s matrices when given (see :func:`_scratch`).
+    """
+    if out is None:
+        out = {"suu": u.T @ u, "svv": v.T @ v, "suv": u.T @ v}  # syrk, syrk, GEMM
+    else:
+        out = {
+            "suu": np.matmul(u.T, u, out=out["suu"]),
+            "svv": np.matmul(v.T, v, out=out["svv"]),
+            "suv": np.matmul(u.T, v, out=out["suv"]),
+        }
     if not row_stats:
         out["su"] = np.ones(u.shape[0], u.dtype) @ u
         out["sv"] = np.ones(v.shape[0], v.dtype) @ v

@@ -61,6 +61,24 @@ class CentredMoments:
         """Centred W~^T V~ (d1, d2), built on first use."""
         return _minus_outer(self.suv, self.n, self.mu, self.mv)
 
+    @cached_property
+    def applied(self) -> dict[str, tuple[float, np.ndarray]]:
+        """(||S||_F^2, S b) of each uncentred sum S, one float64 pass over each.
+
+        b = mv for ``suv`` and ``svv``, b = mu for ``suu``: the centring corrections of the
+        Frobenius norms and of the row statistics both need these.
+        """
+        return {
+            "suv": _square_and_apply(self.suv, self.mv),
+            "suu": _square_and_apply(self.suu, self.mu),
+            "svv": _square_and_apply(self.svv, self.mv),
+        }
+
+    def bilinear(self, key: str) -> float:
+        """a^T S b for S = ``key`` (a = mu for ``suv`` and ``suu``, mv for ``svv``)."""
+        a = self.mv if key == "svv" else self.mu
+        return float(a @ self.applied[key][1])
+
     def frobenius2(self) -> tuple[float, float, float]:
         """(||cxy||_F^2, ||cxx||_F^2, ||cyy||_F^2) without building the centred matrices.
 
@@ -77,32 +95,38 @@ class CentredMoments:
                 float(np.vdot(self.cyy, self.cyy)),
             )
 
-        def expand(c: np.ndarray, a: np.ndarray, b: np.ndarray, ab: float) -> float:
-            sq, cb = _square_and_apply(c, b)
-            return sq - 2.0 * n * float(a @ cb) + n * n * ab
+        def expand(key: str, ab: float) -> float:
+            return self.applied[key][0] - 2.0 * n * self.bilinear(key) + n * n * ab
 
         return (
-            expand(self.suv, mu, mv, alpha * beta),
-            expand(self.suu, mu, mu, alpha * alpha),
-            expand(self.svv, mv, mv, beta * beta),
+            expand("suv", alpha * beta),
+            expand("suu", alpha * alpha),
+            expand("svv", beta * beta),
         )
 
 
 EXPAND_RATIO = 10.0
 
 BLOCK = 1 << 16
-"""Entries of a float32 sum converted to float64 at a time (512 KiB): the reductions below
-never build a float64 copy of a whole d x d matrix."""
+"""Entries of a float32 sum converted to float64 at a time (512 KiB, in one buffer reused
+block after block): the reductions below never build a float64 copy of a whole d x d matrix."""
 
 
 def _row_blocks(c: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-    """Row blocks of ``c`` (d1, d2) as float64 arrays (views when ``c`` is float64)."""
+    """Row blocks of ``c`` (d1, d2) as float64 arrays (views when ``c`` is float64).
+
+    A block is overwritten by the next one: use it before asking for the next.
+    """
     if c.dtype == np.float64:
         yield slice(0, c.shape[0]), c
         return
     step = max(1, BLOCK // max(c.shape[1], 1))
+    buf = np.empty((min(step, c.shape[0]), c.shape[1]))
     for i in range(0, c.shape[0], step):
-        yield slice(i, i + step), c[i : i + step].astype(np.float64)
+        rows = c[i : i + step]
+        blk = buf[: rows.shape[0]]
+        np.copyto(blk, rows)
+        yield slice(i, i + step), blk
 
 
 def _square_and_apply(c: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
@@ -112,14 +136,6 @@ def _square_and_apply(c: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
         sq += float(np.vdot(blk, blk))
         cb[rows] = blk @ b
     return sq, cb
-
-
-def _bilinear(a: np.ndarray, c: np.ndarray, b: np.ndarray) -> float:
-    """a^T c b in float64 for ``c`` (d1, d2) of any float dtype."""
-    cb = np.empty(c.shape[0])
-    for rows, blk in _row_blocks(c):
-        cb[rows] = blk @ b
-    return float(a @ cb)
 
 
 def _is_constant(frame: Frame, mu: np.ndarray, n: int, tr: float) -> bool:
@@ -173,39 +189,13 @@ def centred_moments(state: CKAState) -> CentredMoments:
     sa = float(np.trace(s["suu"], dtype=np.float64))
     sb = float(np.trace(s["svv"], dtype=np.float64))
     tr_x, tr_y = max(sa - n * alpha, 0.0), max(sb - n * beta, 0.0)
-    if state.row_stats:
-        row_xy = (
-            float(s["sab"])
-            - 2 * float(mv @ s["sav"])
-            - 2 * float(mu @ s["sbu"])
-            + beta * sa
-            + alpha * sb
-            + 4 * _bilinear(mu, s["suv"], mv)
-            - 3 * n * alpha * beta
-        )
-        row_xx = (
-            float(s["saa"])
-            - 4 * float(mu @ s["sau"])
-            + 2 * alpha * sa
-            + 4 * _bilinear(mu, s["suu"], mu)
-            - 3 * n * alpha * alpha
-        )
-        row_yy = (
-            float(s["sbb"])
-            - 4 * float(mv @ s["sbv"])
-            + 2 * beta * sb
-            + 4 * _bilinear(mv, s["svv"], mv)
-            - 3 * n * beta * beta
-        )
-    else:
-        row_xy = row_xx = row_yy = math.nan  # not accumulated: only the debiased CKA needs them
     fx, fy = state.frame_x, state.frame_y
     const_x, const_y = _is_constant(fx, mu, n, tr_x), _is_constant(fy, mv, n, tr_y)
     if not const_x:
         _check_resolved("X", fx.dtype, tr_x, sa)
     if not const_y:
         _check_resolved("Y", fy.dtype, tr_y, sb)
-    return CentredMoments(
+    m = CentredMoments(
         n=n,
         suu=s["suu"],
         svv=s["svv"],
@@ -214,11 +204,36 @@ def centred_moments(state: CKAState) -> CentredMoments:
         mv=mv,
         tr_x=tr_x,
         tr_y=tr_y,
-        row_xx=row_xx,
-        row_yy=row_yy,
-        row_xy=row_xy,
+        row_xx=math.nan,  # below; NaN without row statistics (only the debiased CKA needs them)
+        row_yy=math.nan,
+        row_xy=math.nan,
         constant_x=const_x,
         constant_y=const_y,
         exp_x=fx.exp or 0,
         exp_y=fy.exp or 0,
     )
+    if state.row_stats:
+        m.row_xy = (
+            float(s["sab"])
+            - 2 * float(mv @ s["sav"])
+            - 2 * float(mu @ s["sbu"])
+            + beta * sa
+            + alpha * sb
+            + 4 * m.bilinear("suv")
+            - 3 * n * alpha * beta
+        )
+        m.row_xx = (
+            float(s["saa"])
+            - 4 * float(mu @ s["sau"])
+            + 2 * alpha * sa
+            + 4 * m.bilinear("suu")
+            - 3 * n * alpha * alpha
+        )
+        m.row_yy = (
+            float(s["sbb"])
+            - 4 * float(mv @ s["sbv"])
+            + 2 * beta * sb
+            + 4 * m.bilinear("svv")
+            - 3 * n * beta * beta
+        )
+    return m

@@ -135,19 +135,29 @@ def new_frame(x: np.ndarray, name: str, rows: int = SHIFT_ROWS) -> Frame:
     """Frame from the first ``rows`` rows of ``x``.
 
     The shift is their float64 mean (rounded to ``x``'s dtype), the exponent that of their
-    largest |x - shift| (0 when within 2**BAND of 1).
+    largest |x - shift| (0 when within 2**BAND of 1), taken column by column as
+    max(max_i x_ij - s_j, s_j - min_i x_ij): three reductions of the rows, no temporary.
+
+    Raises
+    ------
+    ValueError
+        The rows hold NaN or Inf (the message names ``name``).
     """
     head = x[:rows]
-    check_finite(head, name)
-    with np.errstate(over="ignore"):
-        shift = head.mean(0, dtype=np.float64).astype(x.dtype)  # float64 sums, no copy
-    if not np.isfinite(shift).all():  # |x| near the dtype's max: the halves do not overflow
-        shift = np.ldexp(np.ldexp(head.astype(np.float64), -2).mean(0), 2).astype(x.dtype)
-    frame = Frame(shift=shift.astype(np.float64), dtype=x.dtype, name=name)
     with np.errstate(over="ignore", invalid="ignore"):
-        amax = _extremes(head - shift)  # only its binary exponent is used: the input dtype will do
-    if not math.isfinite(amax):  # the difference overflowed the input dtype
-        amax = _extremes(head.astype(np.float64) - frame.shift)
+        mean = head.mean(0, dtype=np.float64)  # float64 sums, no copy; NaN and Inf propagate
+    if not np.isfinite(mean).all():
+        check_finite(head, name)
+        # |x| near the dtype's max: the halves do not overflow
+        mean = np.ldexp(np.ldexp(head.astype(np.float64), -2).mean(0), 2)
+    shift = mean.astype(x.dtype)
+    frame = Frame(shift=shift.astype(np.float64), dtype=x.dtype, name=name)
+    if head.size == 0:
+        return frame
+    with np.errstate(over="ignore", invalid="ignore"):
+        above = head.max(0).astype(np.float64) - frame.shift
+        below = frame.shift - head.min(0).astype(np.float64)
+        amax = max(float(above.max()), float(below.max()))
     if amax > 0.0:
         e = math.frexp(amax)[1]
         frame.exp = 0 if abs(e) <= BAND else e

@@ -9,11 +9,13 @@ Numerics (:mod:`empirical._numerics`): the rows enter the products as (x - s) 2*
 float64 reference mean (of the first batch; CKA is offset invariant, so any s is exact) and e
 a power-of-two scale (exact), so that no product overflows, underflows or cancels. The
 products run in the input dtype (numpy BLAS: ``w.T @ w`` is a syrk, half the flops of a
-GEMM) on chunks of at most ``CHUNK`` rows and are accumulated in float64. Three things keep
-the cost near that of the bare products: the d x d products of a single chunk stay in the
-input dtype (exact) and are reduced in float64 block by block, the reference mean is taken
-without copying, and the centring buffers (up to ``BUFFER_BYTES`` each, one for X and one for
-Y) are kept per thread between calls, since fresh pages cost more than the centring itself.
+GEMM) on chunks of rows and are summed in the input dtype over at most ``CHUNK`` rows, in
+float64 beyond. What keeps the cost near that of the bare products: the d x d sums of up to
+CHUNK rows stay in the input dtype (exact for one chunk) and are reduced in float64 block by
+block; the reference mean is taken without copying; the centring buffers (up to
+``BUFFER_BYTES`` each, one for X and one for Y) and the matrices that later chunks multiply
+into are kept per thread between calls, since fresh pages cost more than the centring itself
+on some machines, and rows are split into balanced chunks small enough for those buffers.
 """
 
 from __future__ import annotations

@@ -211,3 +211,40 @@ def test_reused_centring_buffers_never_leak_between_calls_or_threads() -> None:
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda c: linear_cka(*c, debiased=True), cases * 8))
     assert threaded == first * 8
+
+
+def test_wide_features_are_centred_in_chunks_that_fit_the_kept_buffers(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Features wider than the kept centring buffers are centred in balanced chunks (a fresh
+    # buffer per call costs more than the centring on some machines); the d x d sums of up to
+    # CHUNK rows stay float32, added in place, then go to float64. Neither changes the value.
+    import empirical._cka_state as state_mod
+
+    x, y = _pair(21, n=1000)
+    x32, y32 = (x + 50.0).astype(np.float32), y.astype(np.float32)
+    whole = [linear_cka(x32, y32), linear_cka(x32, y32, debiased=True)]
+    ref = [gram_linear_cka(x, y), gram_linear_cka(x, y, debiased=True)]
+    monkeypatch.setattr(state_mod, "BUFFER_BYTES", 8 * 1024)  # 256 rows of 8 float32
+    assert state_mod.chunk_rows(x32, y32) == 250  # 1000 rows: 4 equal chunks, not 3 x 256 + 232
+    assert state_mod.chunk_rows(x32[:7], y32[:7]) == 7
+    acc = StreamingLinearCKA(debiased=True)
+    acc.update(x32, y32)
+    assert acc.state.sums["suu"].dtype == np.float32
+    assert acc.state.low_rows == 1000
+    chunked = [acc.compute(False), acc.compute(True)]
+    assert chunked == pytest.approx(whole, abs=F32_ATOL)
+    assert chunked == pytest.approx(ref, abs=F32_ATOL)
+    # Past CHUNK rows the sums go to float64, and a refused batch leaves everything as it was.
+    monkeypatch.setattr(state_mod, "CHUNK", 600)
+    acc = StreamingLinearCKA(debiased=True)
+    acc.update(x32[:500], y32[:500])
+    assert (acc.state.sums["suu"].dtype, acc.state.low_rows) == (np.float32, 500)
+    before = {k: v.copy() for k, v in acc.state.sums.items()}
+    bad = x32[500:].copy()
+    bad[-1, 0] = np.nan  # in the last chunk, after two chunks were added in place
+    with pytest.raises(ValueError, match="X contains NaN"):
+        acc.update(bad, y32[500:])
+    assert (acc.n, acc.state.low_rows) == (500, 500)
+    assert all(np.array_equal(acc.state.sums[k], v) for k, v in before.items())
+    acc.update(x32[500:], y32[500:])
+    assert (acc.state.sums["suu"].dtype, acc.state.low_rows) == (np.float64, 0)
+    assert [acc.compute(False), acc.compute(True)] == pytest.approx(ref, abs=F32_ATOL)
