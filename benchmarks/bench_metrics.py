@@ -3,8 +3,9 @@
 The floor of exact CKA is what any implementation must at least do: X^T X and Y^T Y as numpy
 ``a.T @ a`` on contiguous float32 arrays (BLAS syrk, half the flops of a GEMM) plus one GEMM
 X^T Y. The floor of minibatch CKA (batch m < width) is the per-batch m x m Gram products
-X_b X_b^T and Y_b Y_b^T (syrk). Methods and their floor alternate repetition by repetition
-(the machine is shared: load drifts), and the table reports median(method) / median(floor);
+X_b X_b^T and Y_b Y_b^T (syrk). Each repetition runs, for every method, the floor and then
+the method (the machine is shared: load drifts, and which call follows which moves the times
+by a few percent), and the table reports median(method) / median(floor);
 absolute times are printed for context only. Errors are against a float64 formula written out
 here (centred float64 products), not against our own code.
 
@@ -62,15 +63,30 @@ def _ref64(x: np.ndarray, y: np.ndarray) -> float:
 def _interleaved(
     fns: dict[str, Callable[[], object]], repeats: int
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Median seconds of each function, running them in turn ``repeats`` times, and the median
-    over repetitions of time / time of the floor run just before it (paired ratio)."""
+    """Median seconds of each function, and the median over repetitions of time / time of the
+    floor run just before it (paired ratio).
+
+    Each repetition runs, for every method, the floor and then the method, so that every method
+    runs in the same position (right after a floor run): which call follows which moves the
+    times by a few percent on this machine (caches, fresh pages).
+    """
     times: dict[str, list[float]] = {k: [] for k in fns}
+    before: dict[str, list[float]] = {k: [] for k in fns}
+    methods = [k for k in fns if k != "floor"]
+
+    def timed(key: str) -> float:
+        t0 = time.perf_counter()
+        fns[key]()
+        return time.perf_counter() - t0
+
     for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    paired = {k: float(np.median(np.array(v) / np.array(times["floor"]))) for k, v in times.items()}
+        for key in methods:
+            floor = timed("floor")
+            times["floor"].append(floor)
+            times[key].append(timed(key))
+            before[key].append(floor)
+    paired = {"floor": 1.0}
+    paired |= {k: float(np.median(np.array(times[k]) / np.array(before[k]))) for k in methods}
     return {k: float(np.median(v)) for k, v in times.items()}, paired
 
 
@@ -228,8 +244,8 @@ def main() -> None:
         "bench_metrics: float32 features, numpy BLAS (" + numpy.__version__ + "), "
         f"{os.cpu_count()} cores shared with other jobs: NOISY, read the ratios, not the times.",
         f"x floor = median(method) / median(floor) over {args.repeats} interleaved repetitions "
-        "in one process; paired = median of per-repetition ratios (method / the floor run just "
-        "before it);",
+        "in one process, each method run right after a floor run (the same position for all);",
+        "paired = median of the per-repetition ratios (method / the floor run just before it);",
         "target (exact <= 1.15x, minibatch <= 1.5x) judged on 'x floor'. |err| = |linear_cka "
         "(float32 products, float64 sums) - float64 formula|.",
         f"command: {' '.join([Path(sys.executable).name, *sys.argv])}",
