@@ -42,11 +42,20 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def type_error(name: str, hint: Any, value: object) -> ConfigError | None:
-    """The error for a value of the wrong type for annotation ``hint``, or None when it fits."""
+def _split_hint(hint: Any) -> tuple[Any, bool]:
+    """(the type, whether None is allowed) of an annotation such as ``float | None``."""
     args = typing.get_args(hint)
     optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    return (next((a for a in args if a is not type(None)), hint) if args else hint), optional
+
+
+def type_error(name: str, hint: Any, value: object) -> ConfigError | None:
+    """The error for a value of the wrong type for annotation ``hint``, or None when it fits."""
+    base, optional = _split_hint(hint)
+    return _type_error(name, base, optional, value)
+
+
+def _type_error(name: str, base: Any, optional: bool, value: object) -> ConfigError | None:
     if optional and value is None:
         return None
     tail = " or none" if optional else ""
@@ -119,8 +128,9 @@ def _relations(config: Any) -> ConfigError | None:
 
 
 @functools.cache
-def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
-    return tuple(typing.get_type_hints(cls).items())
+def _hints(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(field, type, None allowed) of each annotated field of ``cls``, read once per class."""
+    return tuple((name, *_split_hint(hint)) for name, hint in typing.get_type_hints(cls).items())
 
 
 def validate(config: Any) -> None:
@@ -131,8 +141,8 @@ def validate(config: Any) -> None:
     ConfigError
         For the first rule broken, naming the field, its value and what is expected.
     """
-    for name, hint in _hints(type(config)):  # type: ignore[arg-type]
-        error = type_error(name, hint, getattr(config, name))
+    for name, base, optional in _hints(type(config)):  # type: ignore[arg-type]
+        error = _type_error(name, base, optional, getattr(config, name))
         if error is not None:
             raise error
     for rule in RANGE_RULES:

@@ -8,6 +8,7 @@ problem, fine-tuning, global model (FedAvg) and evaluation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -161,10 +162,11 @@ class SimConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the fields as a JSON-serializable dict."""
-        return dataclasses.asdict(self)
+        """Return the fields as a JSON-serializable dict (every field is a scalar or None)."""
+        return {name: getattr(self, name) for name in field_names()}
 
 
+@functools.cache
 def field_names() -> tuple[str, ...]:
     """Names of the configuration fields, in declaration order."""
     return tuple(f.name for f in dataclasses.fields(SimConfig))

@@ -68,7 +68,8 @@ def expand_grid(
     configs: list[SimConfig] = []
     for values in itertools.product(*(grid[key] for key in keys)):
         point = base.replace(**dict(zip(keys, values, strict=True)))
-        configs.extend(point.replace(seed=point.seed + s) for s in range(seeds))
+        configs.append(point)  # seed offset 0: the point itself (no second validation)
+        configs.extend(point.replace(seed=point.seed + s) for s in range(1, seeds))
     return configs
 
 
