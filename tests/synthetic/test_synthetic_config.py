@@ -116,3 +116,26 @@ def test_expand_grid_honours_a_seed_key():
     assert [c.seed for c in expand_grid(SimConfig(seed=5), {"lam": [0.5, 1.0]}, seeds=2)] == [
         5, 6, 5, 6,
     ]  # fmt: skip
+
+
+def test_to_dict_is_the_dataclass_dict_of_scalar_fields():
+    """``to_dict`` is a shallow dict: equal to ``dataclasses.asdict`` because every field is a
+    scalar or None (a container field would need asdict's deep copy)."""
+    import dataclasses
+
+    config = SimConfig(lam=0.3, n=40, flood=0.1, covariate="mix", seed=3)
+    assert config.to_dict() == dataclasses.asdict(config)
+    assert list(config.to_dict()) == [f.name for f in dataclasses.fields(SimConfig)]
+    assert all(v is None or isinstance(v, (int, float, str)) for v in config.to_dict().values())
+    assert SimConfig(**config.to_dict()) == config
+
+
+def test_a_wrong_type_is_refused_with_the_cached_annotations():
+    with pytest.raises(ConfigError, match=r"m=2\.5 is invalid: expected an integer"):
+        SimConfig(m=2.5)  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError, match=r"flood='x' is invalid: expected a finite number or none"
+    ):
+        SimConfig(flood="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"loss='l1' is invalid: expected one of mse, half_mse"):
+        SimConfig(loss="l1")
