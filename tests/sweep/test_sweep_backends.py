@@ -132,3 +132,23 @@ def test_dask_local_workers_keep_glibc_malloc_defaults_and_our_environ() -> None
     threads = os.environ.get("OMP_NUM_THREADS", str(max(1, os.cpu_count() or 1)))
     assert got == {before.get("MALLOC_TRIM_THRESHOLD_"), threads}
     assert dict(os.environ) == before  # the nanny's variables do not leak into this process
+
+
+@pytest.mark.slow
+def test_dask_local_workers_run_without_the_dashboard_only_threads() -> None:
+    # The worker profiler (GIL every 10 ms) and the fast system monitor only feed the
+    # dashboard, which we never start; with as many workers as cores they slowed the sweep.
+    pytest.importorskip("dask.distributed")
+    import dask
+
+    from feddistort.sweep.backends import run_tasks
+
+    keys = [
+        "distributed.worker.profile.enabled",
+        "distributed.admin.system-monitor.interval",
+        "distributed.admin.tick.interval",
+    ]
+    before = [dask.config.get(k) for k in keys]
+    got = set(run_tasks(dask.config.get, keys, backend="dask", workers=1))
+    assert got == {False, "2s", "200ms"}
+    assert [dask.config.get(k) for k in keys] == before  # this process keeps its own
