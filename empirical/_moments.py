@@ -222,18 +222,17 @@ def centred_moments(state: CKAState) -> CentredMoments:
             + 4 * m.bilinear("suv")
             - 3 * n * alpha * beta
         )
-        m.row_xx = (
-            float(s["saa"])
-            - 4 * float(mu @ s["sau"])
-            + 2 * alpha * sa
-            + 4 * m.bilinear("suu")
-            - 3 * n * alpha * alpha
-        )
-        m.row_yy = (
-            float(s["sbb"])
-            - 4 * float(mv @ s["sbv"])
-            + 2 * beta * sb
-            + 4 * m.bilinear("svv")
-            - 3 * n * beta * beta
-        )
+        m.row_xx = _row_self(s["saa"], s["sau"], mu, alpha, sa, m.bilinear("suu"), n)
+        m.row_yy = _row_self(s["sbb"], s["sbv"], mv, beta, sb, m.bilinear("svv"), n)
     return m
+
+
+def _row_self(
+    s4: np.ndarray, s3: np.ndarray, mean: np.ndarray, alpha: float, s2: float, quad: float, n: int
+) -> float:
+    """sum_i ||u_i - mean||^4 from the sums of the shifted rows u_i (see centred_moments).
+
+    With a_i = ||u_i||^2: s4 = sum a_i^2, s3 = sum a_i u_i, s2 = sum a_i, quad = mean^T U^T U
+    mean, alpha = ||mean||^2 (and sum u_i = n mean).
+    """
+    return float(s4) - 4 * float(mean @ s3) + 2 * alpha * s2 + 4 * quad - 3 * n * alpha * alpha
