@@ -49,13 +49,11 @@ def _split_hint(hint: Any) -> tuple[Any, bool]:
     return (next((a for a in args if a is not type(None)), hint) if args else hint), optional
 
 
-def type_error(name: str, hint: Any, value: object) -> ConfigError | None:
-    """The error for a value of the wrong type for annotation ``hint``, or None when it fits."""
-    base, optional = _split_hint(hint)
-    return _type_error(name, base, optional, value)
+def type_error(name: str, base: Any, optional: bool, value: object) -> ConfigError | None:
+    """The error for a value that is not of type ``base``, or None when it fits.
 
-
-def _type_error(name: str, base: Any, optional: bool, value: object) -> ConfigError | None:
+    ``optional``: None is allowed too (``base`` and ``optional`` come from :func:`_split_hint`).
+    """
     if optional and value is None:
         return None
     tail = " or none" if optional else ""
@@ -142,7 +140,7 @@ def validate(config: Any) -> None:
         For the first rule broken, naming the field, its value and what is expected.
     """
     for name, base, optional in _hints(type(config)):  # type: ignore[arg-type]
-        error = _type_error(name, base, optional, getattr(config, name))
+        error = type_error(name, base, optional, getattr(config, name))
         if error is not None:
             raise error
     for rule in RANGE_RULES:
