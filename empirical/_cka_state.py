@@ -220,21 +220,15 @@ def _usable(prods: dict[str, np.ndarray], fx: Frame, fy: Frame) -> bool:
 
 
 def _scratch(d1: int, d2: int, dx: np.dtype, dy: np.dtype) -> dict[str, np.ndarray] | None:
-    """Kept (d1, d1), (d2, d2), (d1, d2) matrices for a chunk's products, reused per thread.
+    """Kept (d1, d1), (d2, d2), (d1, d2) matrices for a chunk's products (see :func:`_buffer`).
 
-    None when they would take more than BUFFER_BYTES (then each product gets fresh memory).
+    None when together they would take more than BUFFER_BYTES (then each product gets fresh
+    memory).
     """
-    dxy = np.result_type(dx, dy)
-    shapes = {"suu": ((d1, d1), dx), "svv": ((d2, d2), dy), "suv": ((d1, d2), dxy)}
-    if sum(a * b * np.dtype(t).itemsize for (a, b), t in shapes.values()) > BUFFER_BYTES:
+    shapes = {"suu": (d1, d1, dx), "svv": (d2, d2, dy), "suv": (d1, d2, np.result_type(dx, dy))}
+    if sum(a * b * np.dtype(t).itemsize for a, b, t in shapes.values()) > BUFFER_BYTES:
         return None
-    held = getattr(_LOCAL, "products", None)
-    if held is None or any(
-        held[k].shape != sh or held[k].dtype != t for k, (sh, t) in shapes.items()
-    ):
-        held = {k: np.empty(sh, t) for k, (sh, t) in shapes.items()}
-        _LOCAL.products = held
-    return held
+    return {key: _buffer(key, a, b, np.dtype(t)) for key, (a, b, t) in shapes.items()}
 
 
 def _products(
