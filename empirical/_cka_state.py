@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from empirical._kernels import frame_rows
 from empirical._numerics import (
     CHUNK,
     Frame,
     as_features,
-    centred_rows,
     check_rows,
     in_range,
     new_frame,
@@ -173,9 +173,11 @@ def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray, rows: int) -> C
         scratch = None if first else _scratch(xa.shape[1], ya.shape[1], xa.dtype, ya.dtype)
         # Fast path: centre, multiply, then check the products' range (the diagonal bounds
         # every entry); redo the chunk with its own scale only when they are out of range.
-        u, v = centred_rows(fx, xc, bx), centred_rows(fy, yc, by)
+        # One fused pass per side gives the framed rows and their norms (see _kernels).
+        u, a = framed_rows(fx, xc, bx)
+        v, b = framed_rows(fy, yc, by)
         with np.errstate(all="ignore"):  # an overflow here only sends the chunk to the slow path
-            prods = _products(u, v, state.row_stats, scratch)
+            prods = _products(u, v, state.row_stats, scratch, (a, b))
         if not _usable(prods, fx, fy):
             u, rx = scaled_rows(fx, xc, bx)
             v, ry = scaled_rows(fy, yc, by)
@@ -231,12 +233,22 @@ def _scratch(d1: int, d2: int, dx: np.dtype, dy: np.dtype) -> dict[str, np.ndarr
     return {key: _buffer(key, a, b, np.dtype(t)) for key, (a, b, t) in shapes.items()}
 
 
+def framed_rows(frame: Frame, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fast-path rows w = (x - shift) * 2**-exp (as :func:`centred_rows`) and ||w_i||^2 (f64)."""
+    return frame_rows(x, frame.shift.astype(x.dtype), frame.exp or 0, out[: x.shape[0]])
+
+
 def _products(
-    u: np.ndarray, v: np.ndarray, row_stats: bool, out: dict[str, np.ndarray] | None = None
+    u: np.ndarray,
+    v: np.ndarray,
+    row_stats: bool,
+    out: dict[str, np.ndarray] | None = None,
+    norms: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The sums of one chunk of framed rows, products in the input dtype.
 
     The d x d products are written into ``out``'s matrices when given (see :func:`_scratch`).
+    ``norms``: the float64 row norms (||u_i||^2, ||v_i||^2) when already known.
     """
     if out is None:
         out = {"suu": u.T @ u, "svv": v.T @ v, "suv": u.T @ v}  # syrk, syrk, GEMM
@@ -250,12 +262,15 @@ def _products(
         out["su"] = np.ones(u.shape[0], u.dtype) @ u
         out["sv"] = np.ones(v.shape[0], v.dtype) @ v
         return out
-    a = np.einsum("ij,ij->i", u, u)
-    b = np.einsum("ij,ij->i", v, v)
-    coef = np.stack([np.ones_like(a), a, b.astype(a.dtype)])
-    cu = coef @ u
+    if norms is None:
+        norms = (
+            np.einsum("ij,ij->i", u, u, dtype=np.float64),
+            np.einsum("ij,ij->i", v, v, dtype=np.float64),
+        )
+    a64, b64 = norms
+    coef = np.stack([np.ones_like(a64), a64, b64])
+    cu = coef.astype(u.dtype) @ u
     cv = coef.astype(v.dtype) @ v
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
     out |= {"su": cu[0], "sau": cu[1], "sbu": cu[2], "sv": cv[0], "sav": cv[1], "sbv": cv[2]}
     out |= {"saa": a64 @ a64, "sbb": b64 @ b64, "sab": a64 @ b64}
     return out

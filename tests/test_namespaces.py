@@ -41,7 +41,7 @@ def test_unknown_attribute_is_an_attribute_error():
 
 
 # What building the command's parser (and importing a package) must not load.
-HEAVY = ("torch", "pandas", "scipy", "sympy", "matplotlib", "pyarrow", "hypothesis")
+HEAVY = ("torch", "pandas", "scipy", "sympy", "matplotlib", "pyarrow", "hypothesis", "numba")
 
 
 def _fresh(code: str) -> str:

@@ -1,0 +1,122 @@
+"""The fused framing pass of exact CKA (empirical/_kernels.py) against its numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import empirical._kernels as kernels
+from empirical import linear_cka
+from empirical._kernels import frame_rows, frame_rows_numpy
+
+numba_only = pytest.mark.skipif(kernels._compiled is None, reason="numba is not installed")
+
+
+def _case(seed: int, n: int, d: int, dtype: type, offset: float, spread: float):
+    rng = np.random.default_rng(seed)
+    x = (offset + spread * rng.standard_normal((n, d))).astype(dtype)
+    shift = x[: max(1, n // 2)].mean(0).astype(dtype)
+    return x, shift
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 40),
+    d=st.integers(1, 70),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    offset=st.sampled_from([0.0, 3.0, -1e4, 1e8]),
+    log_spread=st.integers(-30, 30),
+    exp=st.integers(-40, 40),
+)
+def test_fused_pass_equals_the_numpy_passes(seed, n, d, dtype, offset, log_spread, exp):
+    x, shift = _case(seed, n, d, dtype, offset, 2.0**log_spread)
+    u, a = frame_rows(x, shift, exp, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(x, shift, exp, np.empty_like(x))
+    # The framed rows are the same rounding of the same subtraction times a power of two.
+    np.testing.assert_array_equal(u, u_ref)
+    np.testing.assert_array_equal(u, np.ldexp(x - shift, -exp))
+    assert a.dtype == np.float64
+    # Only the order of the float64 row sums may differ: at most d roundings of eps64.
+    np.testing.assert_allclose(a, a_ref, rtol=d * 2.3e-16, atol=0.0)
+    np.testing.assert_allclose(a, np.sum(u.astype(np.float64) ** 2, axis=1), rtol=d * 2.3e-16)
+
+
+@numba_only
+def test_the_compiled_loop_is_what_runs():
+    x, shift = _case(0, 16, 8, np.float32, 1.0, 1.0)
+    frame_rows(x, shift, 0, np.empty_like(x))
+    assert kernels._compiled.signatures, "frame_rows did not call the compiled loop"
+
+
+def test_special_values_propagate_as_in_numpy():
+    x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [1e38, 1e38, -1e38]], np.float32)
+    shift = np.zeros(3, np.float32)
+    u, a = frame_rows(x, shift, 0, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(x, shift, 0, np.empty_like(x))
+    np.testing.assert_array_equal(u, u_ref)  # NaN positions included
+    np.testing.assert_array_equal(a, a_ref)
+    assert np.isnan(a[0])
+    assert np.isinf(a[1])
+    assert np.isfinite(a[2])  # the squares of 1e38 are taken in float64
+
+
+@pytest.mark.parametrize(
+    ("dtype", "exp"),
+    [(np.float32, 140), (np.float32, -140), (np.float64, 1100), (np.float64, -1100)],
+)
+def test_scales_outside_the_dtype_take_the_numpy_passes(dtype, exp):
+    # 2**-exp is not a normal number of the dtype: the loop could not hold the scale exactly.
+    x, shift = _case(1, 5, 4, dtype, 0.0, 1.0)
+    u, a = frame_rows(x, shift, exp, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(x, shift, exp, np.empty_like(x))
+    np.testing.assert_array_equal(u, u_ref)
+    np.testing.assert_array_equal(a, a_ref)
+
+
+def test_non_contiguous_rows_give_the_same_result():
+    x, shift = _case(2, 30, 12, np.float64, 5.0, 2.0)
+    xf = np.asfortranarray(x)
+    u, a = frame_rows(xf, shift, 3, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(x, shift, 3, np.empty_like(x))
+    np.testing.assert_array_equal(u, u_ref)
+    np.testing.assert_allclose(a, a_ref, rtol=1e-14)
+
+
+def test_negative_control_a_wrong_shift_is_seen():
+    x, shift = _case(3, 10, 6, np.float64, 2.0, 1.0)
+    u, _ = frame_rows(x, shift, 0, np.empty_like(x))
+    wrong, _ = frame_rows_numpy(x, shift + 1e-9, 0, np.empty_like(x))
+    assert not np.array_equal(u, wrong)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_is_the_same_with_and_without_the_compiled_loop(monkeypatch, debiased):
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3000, 40)) + 7.0).astype(np.float32)
+    y = (np.tanh(x @ rng.standard_normal((40, 30))) + 0.3 * rng.standard_normal((3000, 30))).astype(
+        np.float32
+    )
+    fused = linear_cka(x, y, debiased=debiased)
+    monkeypatch.setattr(kernels, "_compiled", None)
+    reference = linear_cka(x, y, debiased=debiased)
+    # Same framed rows; the float64 row norms differ only in summation order (about 1e-15
+    # relative), the float32 products are identical: far below the estimator's 1e-6 budget.
+    assert fused == pytest.approx(reference, rel=1e-10, abs=1e-12)
+
+
+@numba_only
+def test_a_failing_compiled_loop_falls_back_with_one_warning(monkeypatch):
+    def broken(*_args):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(kernels, "_compiled", broken)
+    x, shift = _case(5, 8, 5, np.float32, 2.0, 1.0)
+    with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
+        u, a = frame_rows(x, shift, 0, np.empty_like(x))
+    assert kernels._compiled is None  # later calls take the numpy passes without a warning
+    u_ref, a_ref = frame_rows_numpy(x, shift, 0, np.empty_like(x))
+    np.testing.assert_array_equal(u, u_ref)
+    np.testing.assert_array_equal(a, a_ref)
