@@ -20,6 +20,7 @@ on some machines, and rows are split into balanced chunks small enough for those
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -162,8 +163,13 @@ class StreamingLinearCKA:
         return _cka_compute(self.state, debiased=self.debiased if debiased is None else debiased)
 
     def moments(self) -> CentredMoments:
-        """Centred second moments of everything seen so far (for Procrustes, angles)."""
-        return centred_moments(self.state)
+        """Centred second moments of everything seen so far (for Procrustes, angles).
+
+        A snapshot: later :meth:`update` calls add to the state's sums in place, so the
+        returned moments hold copies of the d x d sums (O(d1^2 + d2^2 + d1 d2) memory).
+        """
+        m = centred_moments(self.state)
+        return dataclasses.replace(m, suu=m.suu.copy(), svv=m.svv.copy(), suv=m.suv.copy())
 
 
 def gram_linear_cka(

@@ -248,3 +248,25 @@ def test_wide_features_are_centred_in_chunks_that_fit_the_kept_buffers(monkeypat
     acc.update(x32[500:], y32[500:])
     assert (acc.state.sums["suu"].dtype, acc.state.low_rows) == (np.float64, 0)
     assert [acc.compute(False), acc.compute(True)] == pytest.approx(ref, abs=F32_ATOL)
+
+
+def test_streaming_moments_are_a_snapshot():
+    # update() adds to the state's float64 sums in place: moments taken before an update must
+    # not change with it (their centred matrices are built lazily, on first use).
+    rng = np.random.default_rng(11)
+    x1, y1 = rng.standard_normal((300, 6)), rng.standard_normal((300, 4))
+    x2, y2 = rng.standard_normal((200, 6)) + 2.0, rng.standard_normal((200, 4))
+    acc = StreamingLinearCKA()
+    acc.update(x1, y1)
+    acc.update(x1[:10], y1[:10])  # the sums are float64 arrays now, updated in place
+    before = acc.moments()
+    acc.update(x2, y2)
+    alone = StreamingLinearCKA()
+    alone.update(x1, y1)
+    alone.update(x1[:10], y1[:10])
+    expected = alone.moments()
+    np.testing.assert_array_equal(before.cxx, expected.cxx)
+    np.testing.assert_array_equal(before.cxy, expected.cxy)
+    assert before.frobenius2() == expected.frobenius2()
+    # negative control: the moments after the update do see the new rows
+    assert not np.allclose(acc.moments().cxx, expected.cxx)
