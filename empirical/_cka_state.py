@@ -174,8 +174,8 @@ def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray, rows: int) -> C
         # Fast path: centre, multiply, then check the products' range (the diagonal bounds
         # every entry); redo the chunk with its own scale only when they are out of range.
         # One fused pass per side gives the framed rows and their norms (see _kernels).
-        u, a = framed_rows(fx, xc, bx)
-        v, b = framed_rows(fy, yc, by)
+        u, a = frame_rows(fx, xc, bx)
+        v, b = frame_rows(fy, yc, by)
         with np.errstate(all="ignore"):  # an overflow here only sends the chunk to the slow path
             prods = _products(u, v, state.row_stats, scratch, (a, b))
         if not _usable(prods, fx, fy):
@@ -231,11 +231,6 @@ def _scratch(d1: int, d2: int, dx: np.dtype, dy: np.dtype) -> dict[str, np.ndarr
     if sum(a * b * np.dtype(t).itemsize for a, b, t in shapes.values()) > BUFFER_BYTES:
         return None
     return {key: _buffer(key, a, b, np.dtype(t)) for key, (a, b, t) in shapes.items()}
-
-
-def framed_rows(frame: Frame, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fast-path rows w = (x - shift) * 2**-exp (as :func:`centred_rows`) and ||w_i||^2 (f64)."""
-    return frame_rows(x, frame.shift.astype(x.dtype), frame.exp or 0, out[: x.shape[0]])
 
 
 def _products(

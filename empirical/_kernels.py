@@ -6,7 +6,8 @@ chunk for that (the subtraction, then ``einsum('ij,ij->i')``), each one a full t
 memory at the widths where CKA is slow; a compiled loop does both while the row is in cache.
 The loop is compiled by numba on first use (cached on disk); without numba, or for inputs the
 loop does not take (non-contiguous rows, a scale outside the dtype's normal range), the numpy
-passes give the same w and the same a_i up to the order of the float64 summation.
+passes give the same w and the same a_i up to the order of the float64 summation. The biased
+CKA takes the same pass and ignores the norms (measured faster than numpy's subtraction alone).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+
+from empirical._numerics import Frame, centred_rows
 
 numba: Any
 try:  # numba is a dependency; the numpy passes keep the metric usable where it is missing
@@ -58,58 +61,52 @@ def _power_of_two(exp: int, dtype: np.dtype) -> np.floating[Any] | None:
     return dtype.type(np.ldexp(1.0, -exp))
 
 
-def frame_rows_numpy(
-    x: np.ndarray, shift: np.ndarray, exp: int, out: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The reference passes: (x - shift) * 2**-exp into ``out``, then the float64 row norms."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        u = np.subtract(x, shift, out=out)
-        if exp:
-            np.ldexp(u, -exp, out=u)
+def frame_rows_numpy(frame: Frame, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference passes: :func:`centred_rows` into ``out``, then the float64 row norms."""
+    with np.errstate(over="ignore", invalid="ignore"):  # the fast path checks ranges later
+        u = centred_rows(frame, x, out)
         norms = np.einsum("ij,ij->i", u, u, dtype=np.float64)
     return u, norms
 
 
-def frame_rows(
-    x: np.ndarray, shift: np.ndarray, exp: int, out: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def frame_rows(frame: Frame, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Framed rows w_i = (x_i - shift) 2**-exp and their squared norms, in one pass.
 
     Parameters
     ----------
+    frame : Frame
+        Its ``shift`` and ``exp`` (None counts as 0), as in :func:`centred_rows`.
     x : ndarray of shape (m, d), float32 or float64
-    shift : ndarray of shape (d,), x's dtype
-    exp : int
-        The frame's exponent.
-    out : ndarray of shape (m, d), x's dtype
-        Where w is written (may not overlap ``x``).
+    out : ndarray of shape (>= m, d), x's dtype
+        Buffer the framed rows are written into (may not overlap ``x``).
 
     Returns
     -------
     w : ndarray of shape (m, d)
-        ``out``, holding exactly ``np.ldexp(x - shift, -exp)`` in x's dtype.
+        A view of ``out``, holding exactly what :func:`centred_rows` returns.
     norms : ndarray of shape (m,), float64
         ||w_i||^2, summed in float64 (each square of a float32 w is exact there).
     """
-    scale = _power_of_two(exp, x.dtype)
+    buf = out[: x.shape[0]]
+    shift = frame.shift.astype(x.dtype)
+    scale = _power_of_two(frame.exp or 0, x.dtype)
     loop = _compiled
     usable = (
-        loop is not None
-        and scale is not None
+        scale is not None
         and x.flags.c_contiguous
-        and out.flags.c_contiguous
-        and shift.dtype == x.dtype == out.dtype
+        and buf.flags.c_contiguous
+        and buf.dtype == x.dtype
         and x.size > 0
     )
     if loop is None or not usable:
-        return frame_rows_numpy(x, shift, exp, out)
+        return frame_rows_numpy(frame, x, out)
     norms = np.empty(x.shape[0])
     try:
-        loop(x, shift, scale, out, norms)
+        loop(x, shift, scale, buf, norms)
     except Exception as err:  # compiling failed (no writable cache folder, say): numpy instead
         _disable(err)
-        return frame_rows_numpy(x, shift, exp, out)
-    return out, norms
+        return frame_rows_numpy(frame, x, out)
+    return buf, norms
 
 
 def _disable(err: Exception) -> None:

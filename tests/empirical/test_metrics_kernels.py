@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 import empirical._kernels as kernels
 from empirical import linear_cka
 from empirical._kernels import frame_rows, frame_rows_numpy
+from empirical._numerics import Frame
 
 numba_only = pytest.mark.skipif(kernels._compiled is None, reason="numba is not installed")
+
+
+def _frame(shift: np.ndarray, exp: int | None) -> Frame:
+    return Frame(shift=shift.astype(np.float64), dtype=shift.dtype, name="X", exp=exp)
 
 
 def _case(seed: int, n: int, d: int, dtype: type, offset: float, spread: float):
@@ -33,8 +38,8 @@ def _case(seed: int, n: int, d: int, dtype: type, offset: float, spread: float):
 )
 def test_fused_pass_equals_the_numpy_passes(seed, n, d, dtype, offset, log_spread, exp):
     x, shift = _case(seed, n, d, dtype, offset, 2.0**log_spread)
-    u, a = frame_rows(x, shift, exp, np.empty_like(x))
-    u_ref, a_ref = frame_rows_numpy(x, shift, exp, np.empty_like(x))
+    u, a = frame_rows(_frame(shift, exp), x, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(_frame(shift, exp), x, np.empty_like(x))
     # The framed rows are the same rounding of the same subtraction times a power of two.
     np.testing.assert_array_equal(u, u_ref)
     np.testing.assert_array_equal(u, np.ldexp(x - shift, -exp))
@@ -45,17 +50,26 @@ def test_fused_pass_equals_the_numpy_passes(seed, n, d, dtype, offset, log_sprea
 
 
 @numba_only
-def test_the_compiled_loop_is_what_runs():
+def test_the_compiled_loop_is_what_runs(monkeypatch):
+    calls = []
+    real = kernels._compiled
+
+    def counted(*args):
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "_compiled", counted)
     x, shift = _case(0, 16, 8, np.float32, 1.0, 1.0)
-    frame_rows(x, shift, 0, np.empty_like(x))
-    assert kernels._compiled.signatures, "frame_rows did not call the compiled loop"
+    frame_rows(_frame(shift, 0), x, np.empty_like(x))
+    assert calls == [(16, 8)], "frame_rows did not call the compiled loop"
+    assert real.signatures  # and that loop is numba's compiled one
 
 
 def test_special_values_propagate_as_in_numpy():
     x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [1e38, 1e38, -1e38]], np.float32)
     shift = np.zeros(3, np.float32)
-    u, a = frame_rows(x, shift, 0, np.empty_like(x))
-    u_ref, a_ref = frame_rows_numpy(x, shift, 0, np.empty_like(x))
+    u, a = frame_rows(_frame(shift, 0), x, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(_frame(shift, 0), x, np.empty_like(x))
     np.testing.assert_array_equal(u, u_ref)  # NaN positions included
     np.testing.assert_array_equal(a, a_ref)
     assert np.isnan(a[0])
@@ -70,8 +84,8 @@ def test_special_values_propagate_as_in_numpy():
 def test_scales_outside_the_dtype_take_the_numpy_passes(dtype, exp):
     # 2**-exp is not a normal number of the dtype: the loop could not hold the scale exactly.
     x, shift = _case(1, 5, 4, dtype, 0.0, 1.0)
-    u, a = frame_rows(x, shift, exp, np.empty_like(x))
-    u_ref, a_ref = frame_rows_numpy(x, shift, exp, np.empty_like(x))
+    u, a = frame_rows(_frame(shift, exp), x, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(_frame(shift, exp), x, np.empty_like(x))
     np.testing.assert_array_equal(u, u_ref)
     np.testing.assert_array_equal(a, a_ref)
 
@@ -79,16 +93,16 @@ def test_scales_outside_the_dtype_take_the_numpy_passes(dtype, exp):
 def test_non_contiguous_rows_give_the_same_result():
     x, shift = _case(2, 30, 12, np.float64, 5.0, 2.0)
     xf = np.asfortranarray(x)
-    u, a = frame_rows(xf, shift, 3, np.empty_like(x))
-    u_ref, a_ref = frame_rows_numpy(x, shift, 3, np.empty_like(x))
+    u, a = frame_rows(_frame(shift, 3), xf, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(_frame(shift, 3), x, np.empty_like(x))
     np.testing.assert_array_equal(u, u_ref)
     np.testing.assert_allclose(a, a_ref, rtol=1e-14)
 
 
 def test_negative_control_a_wrong_shift_is_seen():
     x, shift = _case(3, 10, 6, np.float64, 2.0, 1.0)
-    u, _ = frame_rows(x, shift, 0, np.empty_like(x))
-    wrong, _ = frame_rows_numpy(x, shift + 1e-9, 0, np.empty_like(x))
+    u, _ = frame_rows(_frame(shift, 0), x, np.empty_like(x))
+    wrong, _ = frame_rows_numpy(_frame(shift + 1e-9, 0), x, np.empty_like(x))
     assert not np.array_equal(u, wrong)
 
 
@@ -115,8 +129,8 @@ def test_a_failing_compiled_loop_falls_back_with_one_warning(monkeypatch):
     monkeypatch.setattr(kernels, "_compiled", broken)
     x, shift = _case(5, 8, 5, np.float32, 2.0, 1.0)
     with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
-        u, a = frame_rows(x, shift, 0, np.empty_like(x))
+        u, a = frame_rows(_frame(shift, 0), x, np.empty_like(x))
     assert kernels._compiled is None  # later calls take the numpy passes without a warning
-    u_ref, a_ref = frame_rows_numpy(x, shift, 0, np.empty_like(x))
+    u_ref, a_ref = frame_rows_numpy(_frame(shift, 0), x, np.empty_like(x))
     np.testing.assert_array_equal(u, u_ref)
     np.testing.assert_array_equal(a, a_ref)
