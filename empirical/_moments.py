@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from empirical._kernels import square_and_apply
 from empirical._numerics import INPUT_NOISE, PRODUCT_RTOL, Frame, eps
 
 if TYPE_CHECKING:
@@ -69,9 +69,9 @@ class CentredMoments:
         Frobenius norms and of the row statistics both need these.
         """
         return {
-            "suv": _square_and_apply(self.suv, self.mv),
-            "suu": _square_and_apply(self.suu, self.mu),
-            "svv": _square_and_apply(self.svv, self.mv),
+            "suv": square_and_apply(self.suv, self.mv),
+            "suu": square_and_apply(self.suu, self.mu),
+            "svv": square_and_apply(self.svv, self.mv),
         }
 
     def bilinear(self, key: str) -> float:
@@ -106,36 +106,6 @@ class CentredMoments:
 
 
 EXPAND_RATIO = 10.0
-
-BLOCK = 1 << 16
-"""Entries of a float32 sum converted to float64 at a time (512 KiB, in one buffer reused
-block after block): the reductions below never build a float64 copy of a whole d x d matrix."""
-
-
-def _row_blocks(c: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-    """Row blocks of ``c`` (d1, d2) as float64 arrays (views when ``c`` is float64).
-
-    A block is overwritten by the next one: use it before asking for the next.
-    """
-    if c.dtype == np.float64:
-        yield slice(0, c.shape[0]), c
-        return
-    step = max(1, BLOCK // max(c.shape[1], 1))
-    buf = np.empty((min(step, c.shape[0]), c.shape[1]))
-    for i in range(0, c.shape[0], step):
-        rows = c[i : i + step]
-        blk = buf[: rows.shape[0]]
-        np.copyto(blk, rows)
-        yield slice(i, i + step), blk
-
-
-def _square_and_apply(c: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
-    """(||c||_F^2, c b) for ``c`` (d1, d2) of any float dtype and ``b`` (d2,), in float64."""
-    sq, cb = 0.0, np.empty(c.shape[0])
-    for rows, blk in _row_blocks(c):
-        sq += float(np.vdot(blk, blk))
-        cb[rows] = blk @ b
-    return sq, cb
 
 
 def _is_constant(frame: Frame, mu: np.ndarray, n: int, tr: float) -> bool:

@@ -1,4 +1,4 @@
-"""The fused framing pass of exact CKA (empirical/_kernels.py) against its numpy reference."""
+"""The compiled passes of exact CKA (empirical/_kernels.py) against their numpy references."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 import empirical._kernels as kernels
 from empirical import linear_cka
-from empirical._kernels import frame_rows, frame_rows_numpy
+from empirical._kernels import (
+    frame_rows,
+    frame_rows_numpy,
+    square_and_apply,
+    square_and_apply_numpy,
+)
 from empirical._numerics import Frame
 
 numba_only = pytest.mark.skipif(kernels._compiled is None, reason="numba is not installed")
@@ -115,9 +120,11 @@ def test_cka_is_the_same_with_and_without_the_compiled_loop(monkeypatch, debiase
     )
     fused = linear_cka(x, y, debiased=debiased)
     monkeypatch.setattr(kernels, "_compiled", None)
+    monkeypatch.setattr(kernels, "_compiled_square", None)
     reference = linear_cka(x, y, debiased=debiased)
-    # Same framed rows; the float64 row norms differ only in summation order (about 1e-15
-    # relative), the float32 products are identical: far below the estimator's 1e-6 budget.
+    # Same framed rows; the float64 row norms and reductions of the d x d sums differ only in
+    # summation order (about 1e-15 relative), the float32 products are identical: far below
+    # the estimator's 1e-6 budget.
     assert fused == pytest.approx(reference, rel=1e-10, abs=1e-12)
 
 
@@ -127,6 +134,7 @@ def test_a_failing_compiled_loop_falls_back_with_one_warning(monkeypatch):
         raise RuntimeError("cannot cache function: no locator available")
 
     monkeypatch.setattr(kernels, "_compiled", broken)
+    monkeypatch.setattr(kernels, "_compiled_square", kernels._compiled_square)  # restored after
     x, shift = _case(5, 8, 5, np.float32, 2.0, 1.0)
     with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
         u, a = frame_rows(_frame(shift, 0), x, np.empty_like(x))
@@ -134,3 +142,88 @@ def test_a_failing_compiled_loop_falls_back_with_one_warning(monkeypatch):
     u_ref, a_ref = frame_rows_numpy(_frame(shift, 0), x, np.empty_like(x))
     np.testing.assert_array_equal(u, u_ref)
     np.testing.assert_array_equal(a, a_ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    d1=st.integers(1, 60),
+    d2=st.integers(1, 60),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    log_scale=st.integers(-60, 60),
+)
+def test_square_and_apply_equals_the_numpy_blocks(seed, d1, d2, dtype, log_scale):
+    rng = np.random.default_rng(seed)
+    c = (2.0**log_scale * rng.standard_normal((d1, d2))).astype(dtype)
+    b = rng.standard_normal(d2)
+    sq, cb = square_and_apply(c, b)
+    sq_ref, cb_ref = square_and_apply_numpy(c, b)
+    c64 = c.astype(np.float64)
+    # Only the order of the float64 sums differs: sq has d1 d2 positive terms (relative error at
+    # most that many roundings); a dot product of d2 terms is bounded by d2 eps sum_j |c_ij b_j|.
+    assert sq == pytest.approx(sq_ref, rel=d1 * d2 * 2.3e-16)
+    assert sq == pytest.approx(float(np.sum(c64 * c64)), rel=d1 * d2 * 2.3e-16)
+    bound = d2 * 2.3e-16 * (np.abs(c64) @ np.abs(b))
+    assert np.all(np.abs(cb - cb_ref) <= 2 * bound)
+    assert np.all(np.abs(cb - c64 @ b) <= 2 * bound)
+
+
+def test_square_and_apply_takes_float32_entries_to_float64_before_squaring():
+    c = np.full((3, 4), 3e30, np.float32)  # squares overflow float32, not float64
+    sq, cb = square_and_apply(c, np.ones(4))
+    assert sq == pytest.approx(12 * float(np.float32(3e30)) ** 2, rel=1e-15)
+    np.testing.assert_allclose(cb, 4 * float(np.float32(3e30)), rtol=1e-15)
+
+
+def test_square_and_apply_propagates_nan_and_handles_other_layouts():
+    c = np.arange(12, dtype=np.float32).reshape(3, 4)
+    c[1, 2] = np.nan
+    sq, cb = square_and_apply(c, np.ones(4))
+    assert np.isnan(sq)
+    assert np.isnan(cb[1])
+    assert np.isfinite(cb[[0, 2]]).all()
+    f = np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4))  # the numpy blocks
+    sq_f, cb_f = square_and_apply(f, np.arange(4.0))
+    assert sq_f == float(np.sum(f * f))
+    np.testing.assert_array_equal(cb_f, f @ np.arange(4.0))
+
+
+def test_square_and_apply_negative_control_sees_one_changed_entry():
+    c = np.ones((8, 8), np.float32)
+    changed = c.copy()
+    changed[5, 6] = np.float32(1.0) + np.finfo(np.float32).eps
+    assert square_and_apply(c, np.ones(8))[0] != square_and_apply(changed, np.ones(8))[0]
+
+
+@numba_only
+def test_the_compiled_reduction_is_what_runs(monkeypatch):
+    calls = []
+    real = kernels._compiled_square
+
+    def counted(*args):
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "_compiled_square", counted)
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((200, 7)), rng.standard_normal((200, 5))
+    linear_cka(x, y)
+    assert sorted(calls) == [(5, 5), (7, 5), (7, 7)], "CKA did not reduce its sums in the loop"
+    assert real.signatures
+
+
+@numba_only
+def test_a_failing_compiled_reduction_falls_back_with_one_warning(monkeypatch):
+    def broken(*_args):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(kernels, "_compiled_square", broken)
+    monkeypatch.setattr(kernels, "_compiled", kernels._compiled)  # restored after the test
+    c = np.arange(20, dtype=np.float32).reshape(4, 5)
+    with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
+        sq, cb = square_and_apply(c, np.ones(5))
+    assert kernels._compiled_square is None
+    assert kernels._compiled is None  # one failure turns every compiled pass off
+    sq_ref, cb_ref = square_and_apply_numpy(c, np.ones(5))
+    assert sq == sq_ref
+    np.testing.assert_array_equal(cb, cb_ref)
