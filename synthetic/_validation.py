@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 COVARIATES: tuple[str, ...] = ("isotropic", "own", "shared", "random", "basis", "mix", "overlap")
 LOSSES: tuple[str, ...] = ("mse", "half_mse")
@@ -131,23 +131,71 @@ def _hints(cls: type) -> tuple[tuple[str, Any, bool], ...]:
     return tuple((name, *_split_hint(hint)) for name, hint in typing.get_type_hints(cls).items())
 
 
-def validate(config: Any) -> None:
+_RANGE_ORDER: tuple[tuple[str, Rule], ...] = tuple(
+    (name, rule) for rule in RANGE_RULES for name in rule.names
+)
+"""(field, rule) in the order a full validation checks the range rules."""
+
+
+class _FieldChecks(NamedTuple):
+    """The rules of one field, with their places in a full validation (see :func:`_checks`)."""
+
+    place: int
+    base: Any
+    optional: bool
+    ranges: tuple[tuple[int, Rule], ...]
+
+
+@functools.cache
+def _checks(cls: type) -> dict[str, _FieldChecks]:
+    """Per field of ``cls``: its type rule and its range rules, each with its place.
+
+    The places are the order a full validation runs them in (type rules in field order, then
+    :data:`RANGE_RULES`).
+    """
+    ranges: dict[str, list[tuple[int, Rule]]] = {}
+    for place, (name, rule) in enumerate(_RANGE_ORDER):
+        ranges.setdefault(name, []).append((place, rule))
+    return {
+        name: _FieldChecks(i, base, optional, tuple(ranges.get(name, ())))
+        for i, (name, base, optional) in enumerate(_hints(cls))
+    }
+
+
+def validate(config: Any, changed: Collection[str] | None = None) -> None:
     """Check a configuration against the type rules, :data:`RANGE_RULES` and the relations.
+
+    Parameters
+    ----------
+    config : SimConfig
+    changed : collection of str, optional
+        Only these fields' type and range rules run (every relation still does): for a copy
+        of a configuration that passed them, with these fields changed. They run in the order
+        of a full validation, so the first error is the same, since the unchanged fields break
+        none.
 
     Raises
     ------
     ConfigError
         For the first rule broken, naming the field, its value and what is expected.
     """
-    for name, base, optional in _hints(type(config)):  # type: ignore[arg-type]
+    if changed is None:
+        types: Sequence[tuple[str, Any, bool]] = _hints(type(config))  # type: ignore[arg-type]
+        ranges: Sequence[tuple[str, Rule]] = _RANGE_ORDER
+    else:
+        checks = _checks(type(config))  # type: ignore[arg-type]
+        known = sorted((name for name in changed if name in checks), key=lambda n: checks[n].place)
+        types = [(name, checks[name].base, checks[name].optional) for name in known]
+        placed = sorted((p, name, rule) for name in known for p, rule in checks[name].ranges)
+        ranges = [(name, rule) for _, name, rule in placed]
+    for name, base, optional in types:
         error = type_error(name, base, optional, getattr(config, name))
         if error is not None:
             raise error
-    for rule in RANGE_RULES:
-        for name in rule.names:
-            value = getattr(config, name)
-            if value is not None and not rule.check(value):
-                raise bad(name, value, rule.expected)
+    for name, rule in ranges:
+        value = getattr(config, name)
+        if value is not None and not rule.check(value):
+            raise bad(name, value, rule.expected)
     error = _relations(config)
     if error is not None:
         raise error

@@ -158,8 +158,30 @@ class SimConfig:
         return 0.5 if self.loss == "half_mse" else 1.0
 
     def replace(self, **changes: Any) -> SimConfig:
-        """Return a copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """Return a copy with some fields changed, validated again.
+
+        Equal to ``dataclasses.replace(self, **changes)`` (same result, same first error), but
+        only the changed fields' type and range rules run, with every relation between fields:
+        the others held when ``self`` was built. A sweep builds one configuration per grid
+        point this way, in the driver before any chunk starts (10,000 full validations took
+        about 0.6 s there).
+
+        Raises
+        ------
+        TypeError
+            A name that is not a field.
+        ConfigError
+            A changed value breaks a rule.
+        """
+        names = field_names()
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise TypeError(f"SimConfig.replace() got an unexpected field {unknown[0]!r}")
+        copy = object.__new__(type(self))
+        # The fields only (nothing else an instance might hold); frozen blocks setattr only.
+        copy.__dict__.update({name: getattr(self, name) for name in names} | changes)
+        validate(copy, changes)
+        return copy
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-serializable dict (every field is a scalar or None)."""

@@ -6,6 +6,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feddistort.cli import main
 from synthetic import ConfigError, SimConfig, config_from_mapping, parse_value
@@ -139,3 +141,64 @@ def test_a_wrong_type_is_refused_with_the_cached_annotations():
         SimConfig(flood="x")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"loss='l1' is invalid: expected one of mse, half_mse"):
         SimConfig(loss="l1")
+
+
+# Values that break rules of each kind: types, ranges and the relations between fields.
+_VALUES = {
+    "d": [5, 7, 12, 20, 12.5, None, True],
+    "m": [1, 2, 0, 2.5],
+    "C": [1, 4, 9, 0],
+    "client": [None, 0, 3, 9, -1],
+    "covariate": ["own", "overlap", "mix", "weird", 3],
+    "rho": [0.0, 0.5, 1.0, 1.5],
+    "lam": [0.0, 0.7, -1.0, float("nan"), "x"],
+    "flood": [None, 0.1, -0.1],
+    "n": [None, 1, 40, 0],
+    "n_mc": [2, 128, 1],
+    "seed": [0, 7, -3],
+}
+
+
+@settings(max_examples=150)
+@given(
+    base=st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in _VALUES.items()}),
+    changes=st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in _VALUES.items()}),
+)
+def test_replace_equals_dataclasses_replace(base, changes):
+    """``SimConfig.replace`` re-runs only the changed fields' type and range rules (and every
+    relation): its result, and its first error, are those of a full validation."""
+    import dataclasses
+
+    try:
+        config = SimConfig(**base)
+    except ConfigError:
+        return  # only a valid configuration is ever replaced
+    try:
+        expected = dataclasses.replace(config, **changes)
+    except ConfigError as err:
+        message = str(err)
+    else:
+        message = None
+    if message is not None:
+        with pytest.raises(ConfigError) as got:
+            config.replace(**changes)
+        assert str(got.value) == message
+        return
+    result = config.replace(**changes)
+    assert result == expected
+    assert type(result) is SimConfig
+    assert result.to_dict() == expected.to_dict()
+    assert config.to_dict() == dataclasses.replace(config).to_dict()  # self is unchanged
+
+
+def test_replace_refuses_a_bad_change_and_an_unknown_field():
+    """Negative controls: a partial validation that skipped the changed field would pass these."""
+    config = SimConfig()
+    with pytest.raises(ConfigError, match=r"lam=-1\.0 is invalid"):
+        config.replace(lam=-1.0)
+    with pytest.raises(ConfigError, match=r"d=5 .*d >= m \+ C = 7"):
+        config.replace(d=5)  # a relation between an unchanged and a changed field
+    with pytest.raises(ConfigError, match=r"client=4 .*0\.\.3"):
+        config.replace(client=4)
+    with pytest.raises(TypeError, match="'nope'"):
+        config.replace(nope=1)
