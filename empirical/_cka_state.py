@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from empirical._kernels import frame_rows
+from empirical._kernels import frame_pair
 from empirical._numerics import (
     CHUNK,
     Frame,
@@ -173,11 +173,11 @@ def _add_chunks(state: CKAState, xa: np.ndarray, ya: np.ndarray, rows: int) -> C
         scratch = None if first else _scratch(xa.shape[1], ya.shape[1], xa.dtype, ya.dtype)
         # Fast path: centre, multiply, then check the products' range (the diagonal bounds
         # every entry); redo the chunk with its own scale only when they are out of range.
-        # One fused pass per side gives the framed rows and their norms (see _kernels).
-        u, a = frame_rows(fx, xc, bx)
-        v, b = frame_rows(fy, yc, by)
+        # One fused pass over both sides gives the framed rows, their norms and their float64
+        # sums (see _kernels); the d x d products are BLAS calls on the framed rows.
+        u, v, a, b, su, sv = frame_pair(fx, xc, bx, fy, yc, by, state.row_stats)
         with np.errstate(all="ignore"):  # an overflow here only sends the chunk to the slow path
-            prods = _products(u, v, state.row_stats, scratch, (a, b))
+            prods = _products(u, v, state.row_stats, scratch, (a, b), (su, sv))
         if not _usable(prods, fx, fy):
             u, rx = scaled_rows(fx, xc, bx)
             v, ry = scaled_rows(fy, yc, by)
@@ -239,11 +239,13 @@ def _products(
     row_stats: bool,
     out: dict[str, np.ndarray] | None = None,
     norms: tuple[np.ndarray, np.ndarray] | None = None,
+    sums: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The sums of one chunk of framed rows, products in the input dtype.
 
     The d x d products are written into ``out``'s matrices when given (see :func:`_scratch`).
-    ``norms``: the float64 row norms (||u_i||^2, ||v_i||^2) when already known.
+    ``norms``: the float64 row norms (||u_i||^2, ||v_i||^2) when already known; ``sums``: the
+    float64 row sums of u and v (:func:`~empirical._kernels.frame_pair`) when already known.
     """
     if out is None:
         out = {"suu": u.T @ u, "svv": v.T @ v, "suv": u.T @ v}  # syrk, syrk, GEMM
@@ -254,6 +256,9 @@ def _products(
             "suv": np.matmul(u.T, v, out=out["suv"]),
         }
     if not row_stats:
+        if sums is not None:
+            out["su"], out["sv"] = sums[0][0], sums[1][0]
+            return out
         out["su"] = np.ones(u.shape[0], u.dtype) @ u
         out["sv"] = np.ones(v.shape[0], v.dtype) @ v
         return out
@@ -263,9 +268,12 @@ def _products(
             np.einsum("ij,ij->i", v, v, dtype=np.float64),
         )
     a64, b64 = norms
-    coef = np.stack([np.ones_like(a64), a64, b64])
-    cu = coef.astype(u.dtype) @ u
-    cv = coef.astype(v.dtype) @ v
+    if sums is not None:
+        cu, cv = sums
+    else:
+        coef = np.stack([np.ones_like(a64), a64, b64])
+        cu = coef.astype(u.dtype) @ u
+        cv = coef.astype(v.dtype) @ v
     out |= {"su": cu[0], "sau": cu[1], "sbu": cu[2], "sv": cv[0], "sav": cv[1], "sbv": cv[2]}
     out |= {"saa": a64 @ a64, "sbb": b64 @ b64, "sab": a64 @ b64}
     return out

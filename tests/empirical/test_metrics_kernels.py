@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 import empirical._kernels as kernels
 from empirical import linear_cka
 from empirical._kernels import (
+    frame_pair,
+    frame_pair_numpy,
     frame_rows,
     frame_rows_numpy,
     square_and_apply,
@@ -120,12 +122,16 @@ def test_cka_is_the_same_with_and_without_the_compiled_loop(monkeypatch, debiase
     )
     fused = linear_cka(x, y, debiased=debiased)
     monkeypatch.setattr(kernels, "_compiled", None)
+    monkeypatch.setattr(kernels, "_compiled_pair", None)
     monkeypatch.setattr(kernels, "_compiled_square", None)
     reference = linear_cka(x, y, debiased=debiased)
-    # Same framed rows; the float64 row norms and reductions of the d x d sums differ only in
-    # summation order (about 1e-15 relative), the float32 products are identical: far below
-    # the estimator's 1e-6 budget.
-    assert fused == pytest.approx(reference, rel=1e-10, abs=1e-12)
+    # Same framed rows and the same float32 d x d products; the row norms and the reductions
+    # of the d x d sums differ only in float64 summation order (about 1e-15 relative). The
+    # column sums (and the norm-weighted ones) are float64 in the loop and float32 GEMMs in
+    # the numpy passes: float32 rounding of sums that enter only the centring corrections,
+    # measured 8.6e-11 (biased) and 5.5e-10 (debiased) relative here; 1e-8 leaves a margin
+    # and stays far below the estimator's 1e-6 budget.
+    assert fused == pytest.approx(reference, rel=1e-8, abs=1e-12)
 
 
 @numba_only
@@ -135,6 +141,7 @@ def test_a_failing_compiled_loop_falls_back_with_one_warning(monkeypatch):
 
     monkeypatch.setattr(kernels, "_compiled", broken)
     monkeypatch.setattr(kernels, "_compiled_square", kernels._compiled_square)  # restored after
+    monkeypatch.setattr(kernels, "_compiled_pair", kernels._compiled_pair)
     x, shift = _case(5, 8, 5, np.float32, 2.0, 1.0)
     with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
         u, a = frame_rows(_frame(shift, 0), x, np.empty_like(x))
@@ -219,11 +226,127 @@ def test_a_failing_compiled_reduction_falls_back_with_one_warning(monkeypatch):
 
     monkeypatch.setattr(kernels, "_compiled_square", broken)
     monkeypatch.setattr(kernels, "_compiled", kernels._compiled)  # restored after the test
+    monkeypatch.setattr(kernels, "_compiled_pair", kernels._compiled_pair)
     c = np.arange(20, dtype=np.float32).reshape(4, 5)
     with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
         sq, cb = square_and_apply(c, np.ones(5))
     assert kernels._compiled_square is None
     assert kernels._compiled is None  # one failure turns every compiled pass off
+    assert kernels._compiled_pair is None
     sq_ref, cb_ref = square_and_apply_numpy(c, np.ones(5))
     assert sq == sq_ref
     np.testing.assert_array_equal(cb, cb_ref)
+
+
+def _sums64(w: np.ndarray, a: np.ndarray, b: np.ndarray, weighted: bool):
+    """The float64 sums of frame_pair, written out, and the sums of their absolute terms."""
+    w64 = w.astype(np.float64)
+    coef = np.stack([np.ones_like(a), a, b]) if weighted else np.ones((1, a.shape[0]))
+    return coef @ w64, np.abs(coef) @ np.abs(w64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 41),  # every remainder of the four-row steps
+    d1=st.integers(1, 40),
+    d2=st.integers(1, 40),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    offset=st.sampled_from([0.0, 3.0, -1e4]),
+    exps=st.tuples(st.integers(-20, 20), st.integers(-20, 20)),
+    weighted=st.booleans(),
+)
+def test_frame_pair_equals_frame_rows_and_float64_sums(
+    seed, n, d1, d2, dtype, offset, exps, weighted
+):
+    x, sx = _case(seed, n, d1, dtype, offset, 1.0)
+    y, sy = _case(seed + 1, n, d2, dtype, -offset, 2.0)
+    fx, fy = _frame(sx, exps[0]), _frame(sy, exps[1])
+    bx, by = np.empty_like(x), np.empty_like(y)
+    u, v, a, b, su, sv = frame_pair(fx, x, bx, fy, y, by, weighted)
+    u_ref, a_ref = frame_rows_numpy(fx, x, np.empty_like(x))
+    v_ref, b_ref = frame_rows_numpy(fy, y, np.empty_like(y))
+    np.testing.assert_array_equal(u, u_ref)  # the same rounding of the same subtraction
+    np.testing.assert_array_equal(v, v_ref)
+    np.testing.assert_allclose(a, a_ref, rtol=d1 * 2.3e-16)
+    np.testing.assert_allclose(b, b_ref, rtol=d2 * 2.3e-16)
+    assert su.shape == ((3 if weighted else 1), d1)
+    assert sv.shape == ((3 if weighted else 1), d2)
+    # Float64 sums of n terms (products of float32 values are exact in float64): within n
+    # roundings of the sum of the absolute terms, on the compiled loop; the numpy reference
+    # sums in the input dtype, within n roundings of that dtype.
+    tight = 2.3e-16 if kernels._compiled_pair is not None else np.finfo(dtype).eps
+    for got, w in ((su, u), (sv, v)):
+        exact, size = _sums64(w, a, b, weighted)
+        assert np.all(np.abs(got - exact) <= 2 * n * tight * size + 1e-300)
+    ref = frame_pair_numpy(fx, x, np.empty_like(x), fy, y, np.empty_like(y), weighted)
+    for got, want, w in ((su, ref[4], u), (sv, ref[5], v)):
+        _, size = _sums64(w, a, b, weighted)
+        assert np.all(np.abs(got - want) <= 4 * n * np.finfo(dtype).eps * size + 1e-300)
+
+
+def test_frame_pair_negative_control_sees_one_changed_row():
+    x, sx = _case(8, 9, 6, np.float32, 2.0, 1.0)
+    y, sy = _case(9, 9, 5, np.float32, 0.0, 1.0)
+    fx, fy = _frame(sx, 0), _frame(sy, 0)
+    first = frame_pair(fx, x, np.empty_like(x), fy, y, np.empty_like(y), True)
+    changed = y.copy()
+    changed[8, 4] += np.float32(0.5)  # the last row: the one the four-row steps leave over
+    second = frame_pair(fx, x, np.empty_like(x), fy, changed, np.empty_like(y), True)
+    assert second[3][8] != first[3][8]  # b_8
+    assert not np.array_equal(second[4][2], first[4][2])  # sum b_i u_i of the other side
+    assert not np.array_equal(second[5], first[5])
+
+
+def test_frame_pair_takes_the_numpy_passes_for_other_layouts_and_mixed_dtypes():
+    x, sx = _case(10, 13, 6, np.float32, 2.0, 1.0)
+    y, sy = _case(11, 13, 5, np.float32, 0.0, 1.0)
+    fx, fy = _frame(sx, 1), _frame(sy, -2)
+    fortran = np.asfortranarray(x)
+    want = frame_pair_numpy(fx, fortran, np.empty_like(x), fy, y, np.empty_like(y), True)
+    got = frame_pair(fx, fortran, np.empty_like(x), fy, y, np.empty_like(y), True)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    y64 = y.astype(np.float64)
+    fy64 = Frame(shift=fy.shift, dtype=np.dtype(np.float64), name="Y", exp=fy.exp)
+    got = frame_pair(fx, x, np.empty_like(x), fy64, y64, np.empty_like(y64), True)
+    want = frame_pair_numpy(fx, x, np.empty_like(x), fy64, y64, np.empty_like(y64), True)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@numba_only
+def test_the_compiled_pair_loop_is_what_runs(monkeypatch):
+    calls = []
+    real = kernels._compiled_pair
+
+    def counted(*args):
+        calls.append((args[0].shape, args[3].shape, args[-1]))
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "_compiled_pair", counted)
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((300, 7)), rng.standard_normal((300, 5))
+    linear_cka(x, y)
+    linear_cka(x, y, debiased=True)
+    assert calls == [((300, 7), (300, 5), False), ((300, 7), (300, 5), True)]
+
+
+@numba_only
+def test_a_failing_compiled_pair_loop_falls_back_with_one_warning(monkeypatch):
+    def broken(*_args):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(kernels, "_compiled_pair", broken)
+    monkeypatch.setattr(kernels, "_compiled", kernels._compiled)  # restored after the test
+    monkeypatch.setattr(kernels, "_compiled_square", kernels._compiled_square)
+    x, sx = _case(12, 10, 4, np.float32, 2.0, 1.0)
+    y, sy = _case(13, 10, 3, np.float32, 0.0, 1.0)
+    fx, fy = _frame(sx, 0), _frame(sy, 0)
+    with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
+        got = frame_pair(fx, x, np.empty_like(x), fy, y, np.empty_like(y), True)
+    assert kernels._compiled_pair is None
+    assert kernels._compiled is None
+    want = frame_pair_numpy(fx, x, np.empty_like(x), fy, y, np.empty_like(y), True)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
