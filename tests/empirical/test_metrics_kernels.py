@@ -33,6 +33,18 @@ def _case(seed: int, n: int, d: int, dtype: type, offset: float, spread: float):
     return x, shift
 
 
+def _break(monkeypatch, name: str) -> None:
+    """Make the compiled pass ``name`` fail as a failed compile does (no writable cache folder,
+    say); every compiled pass is restored after the test, since one failure turns all off."""
+
+    def broken(*_args):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    for other in ("_compiled", "_compiled_pair", "_compiled_square"):
+        monkeypatch.setattr(kernels, other, getattr(kernels, other))
+    monkeypatch.setattr(kernels, name, broken)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -136,12 +148,7 @@ def test_cka_is_the_same_with_and_without_the_compiled_loop(monkeypatch, debiase
 
 @numba_only
 def test_a_failing_compiled_loop_falls_back_with_one_warning(monkeypatch):
-    def broken(*_args):
-        raise RuntimeError("cannot cache function: no locator available")
-
-    monkeypatch.setattr(kernels, "_compiled", broken)
-    monkeypatch.setattr(kernels, "_compiled_square", kernels._compiled_square)  # restored after
-    monkeypatch.setattr(kernels, "_compiled_pair", kernels._compiled_pair)
+    _break(monkeypatch, "_compiled")
     x, shift = _case(5, 8, 5, np.float32, 2.0, 1.0)
     with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
         u, a = frame_rows(_frame(shift, 0), x, np.empty_like(x))
@@ -221,12 +228,7 @@ def test_the_compiled_reduction_is_what_runs(monkeypatch):
 
 @numba_only
 def test_a_failing_compiled_reduction_falls_back_with_one_warning(monkeypatch):
-    def broken(*_args):
-        raise RuntimeError("cannot cache function: no locator available")
-
-    monkeypatch.setattr(kernels, "_compiled_square", broken)
-    monkeypatch.setattr(kernels, "_compiled", kernels._compiled)  # restored after the test
-    monkeypatch.setattr(kernels, "_compiled_pair", kernels._compiled_pair)
+    _break(monkeypatch, "_compiled_square")
     c = np.arange(20, dtype=np.float32).reshape(4, 5)
     with pytest.warns(RuntimeWarning, match="falls back to numpy passes"):
         sq, cb = square_and_apply(c, np.ones(5))
@@ -334,12 +336,7 @@ def test_the_compiled_pair_loop_is_what_runs(monkeypatch):
 
 @numba_only
 def test_a_failing_compiled_pair_loop_falls_back_with_one_warning(monkeypatch):
-    def broken(*_args):
-        raise RuntimeError("cannot cache function: no locator available")
-
-    monkeypatch.setattr(kernels, "_compiled_pair", broken)
-    monkeypatch.setattr(kernels, "_compiled", kernels._compiled)  # restored after the test
-    monkeypatch.setattr(kernels, "_compiled_square", kernels._compiled_square)
+    _break(monkeypatch, "_compiled_pair")
     x, sx = _case(12, 10, 4, np.float32, 2.0, 1.0)
     y, sy = _case(13, 10, 3, np.float32, 0.0, 1.0)
     fx, fy = _frame(sx, 0), _frame(sy, 0)
