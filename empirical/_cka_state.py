@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from empirical._kernels import frame_pair
+from empirical._kernels import frame_pair, row_sums_numpy
 from empirical._numerics import (
     CHUNK,
     Frame,
@@ -255,25 +255,17 @@ def _products(
             "svv": np.matmul(v.T, v, out=out["svv"]),
             "suv": np.matmul(u.T, v, out=out["suv"]),
         }
-    if not row_stats:
-        if sums is not None:
-            out["su"], out["sv"] = sums[0][0], sums[1][0]
-            return out
-        out["su"] = np.ones(u.shape[0], u.dtype) @ u
-        out["sv"] = np.ones(v.shape[0], v.dtype) @ v
-        return out
-    if norms is None:
+    if row_stats and norms is None:
         norms = (
             np.einsum("ij,ij->i", u, u, dtype=np.float64),
             np.einsum("ij,ij->i", v, v, dtype=np.float64),
         )
+    cu, cv = sums if sums is not None else row_sums_numpy(u, v, norms if row_stats else None)
+    if not row_stats:
+        out["su"], out["sv"] = cu[0], cv[0]
+        return out
+    assert norms is not None
     a64, b64 = norms
-    if sums is not None:
-        cu, cv = sums
-    else:
-        coef = np.stack([np.ones_like(a64), a64, b64])
-        cu = coef.astype(u.dtype) @ u
-        cv = coef.astype(v.dtype) @ v
     out |= {"su": cu[0], "sau": cu[1], "sbu": cu[2], "sv": cv[0], "sav": cv[1], "sbv": cv[2]}
     out |= {"saa": a64 @ a64, "sbb": b64 @ b64, "sab": a64 @ b64}
     return out

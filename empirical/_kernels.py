@@ -153,6 +153,17 @@ def frame_rows_numpy(frame: Frame, x: np.ndarray, out: np.ndarray) -> tuple[np.n
     return u, norms
 
 
+def _loop_takes(x: np.ndarray, buf: np.ndarray, scale: np.floating[Any] | None) -> bool:
+    """Whether the framing loops take rows ``x`` into ``buf`` (else the numpy passes run)."""
+    return (
+        scale is not None
+        and x.flags.c_contiguous
+        and buf.flags.c_contiguous
+        and buf.dtype == x.dtype
+        and x.size > 0
+    )
+
+
 def frame_rows(frame: Frame, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Framed rows w_i = (x_i - shift) 2**-exp and their squared norms, in one pass.
 
@@ -175,14 +186,7 @@ def frame_rows(frame: Frame, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray
     shift = frame.shift.astype(x.dtype)
     scale = _power_of_two(frame.exp or 0, x.dtype)
     loop = _compiled
-    usable = (
-        scale is not None
-        and x.flags.c_contiguous
-        and buf.flags.c_contiguous
-        and buf.dtype == x.dtype
-        and x.size > 0
-    )
-    if loop is None or not usable:
+    if loop is None or not _loop_takes(x, buf, scale):
         return frame_rows_numpy(frame, x, out)
     norms = np.empty(x.shape[0])
     try:
@@ -204,11 +208,25 @@ def frame_pair_numpy(
     """
     u, a = frame_rows(fx, x, bx)
     v, b = frame_rows(fy, y, by)
-    coef = np.stack([np.ones_like(a), a, b]) if weighted else np.ones((1, a.shape[0]))
+    su, sv = row_sums_numpy(u, v, (a, b) if weighted else None)
+    return u, v, a, b, su, sv
+
+
+def row_sums_numpy(
+    u: np.ndarray, v: np.ndarray, norms: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sums of :func:`frame_pair` from framed rows u (m, d1), v (m, d2), in numpy.
+
+    One GEMM per side in the input dtype, a coefficient row per sum (1, then a_i and b_i when
+    ``norms`` = (a, b) is given), converted to float64: shapes (k, d1) and (k, d2), k = 3 with
+    ``norms``, 1 without.
+    """
+    m = u.shape[0]
+    coef = np.ones((1, m)) if norms is None else np.stack([np.ones(m), *norms])
     with np.errstate(over="ignore", invalid="ignore"):  # the fast path checks ranges later
         su = (coef.astype(u.dtype) @ u).astype(np.float64)
         sv = (coef.astype(v.dtype) @ v).astype(np.float64)
-    return u, v, a, b, su, sv
+    return su, sv
 
 
 def frame_pair(
@@ -246,16 +264,7 @@ def frame_pair(
     ux, uy = bx[:m], by[:m]
     scx = _power_of_two(fx.exp or 0, x.dtype)
     scy = _power_of_two(fy.exp or 0, y.dtype)
-    usable = (
-        scx is not None
-        and scy is not None
-        and x.dtype == y.dtype
-        and all(a.flags.c_contiguous for a in (x, y, ux, uy))
-        and ux.dtype == x.dtype
-        and uy.dtype == y.dtype
-        and x.size > 0
-        and y.size > 0
-    )
+    usable = x.dtype == y.dtype and _loop_takes(x, ux, scx) and _loop_takes(y, uy, scy)
     loop = _compiled_pair
     if loop is None or not usable:
         return frame_pair_numpy(fx, x, bx, fy, y, by, weighted)
@@ -356,6 +365,7 @@ __all__ = [
     "frame_pair_numpy",
     "frame_rows",
     "frame_rows_numpy",
+    "row_sums_numpy",
     "square_and_apply",
     "square_and_apply_numpy",
 ]
